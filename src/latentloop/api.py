@@ -1,0 +1,90 @@
+"""The Python API that mirrors the commands: build from a preset, load a checkpoint, train, evaluate, predict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from latentloop.config import RunConfig, apply_overrides, load_preset
+from latentloop.data.format import read_split
+from latentloop.errors import ConfigError
+from latentloop.evaluation.evaluate import EvalResult, evaluate
+from latentloop.models import build_model
+from latentloop.training.checkpoint import load_checkpoint
+from latentloop.training.loop import TrainResult, pick_device
+
+
+def prepare_run(preset: str, overrides: list[str] | None = None, log=print) -> RunConfig:
+    """Load a preset with overrides and make its dataset if it is a generated one that does not exist yet."""
+    cfg = apply_overrides(load_preset(preset), overrides or [])
+    data_path = Path(cfg.train.data_path) if cfg.train.data_path else None
+    if data_path is None:
+        raise ConfigError(f"preset {cfg.name!r} has no data_path; pass data_path=FOLDER")
+    if not (data_path / "train" / "dataset.json").exists():
+        if cfg.data.task != "sudoku":
+            raise ConfigError(f"dataset {data_path} not found; build it first (see `latentloop data --help`)")
+        from latentloop.data import sudoku
+
+        d = cfg.data
+        log(f"generating {d.num_train:,} + {d.num_test:,} {d.size}x{d.size} Sudoku puzzles into {data_path} (seed {d.seed})")
+        log(sudoku.build_generated(data_path, sudoku.shape_for_size(d.size), d.num_train, d.num_test, seed=d.seed,
+                                   num_aug=d.num_aug, progress=True))
+    return cfg
+
+
+def build_from_preset(preset: str, overrides: list[str] | None = None) -> torch.nn.Module:
+    """A freshly initialised model for a preset (vocabulary and length as in the preset)."""
+    return build_model(apply_overrides(load_preset(preset), overrides or []).model)
+
+
+def report_training(result: TrainResult) -> str:
+    """The plain-words summary printed at the end of `latentloop train`."""
+    from latentloop.inspection.plots import plot_run
+
+    png = plot_run(result.run_dir)
+    lines = [f"Trained for {result.steps:,} steps in {result.seconds / 60:.1f} min ({result.num_params:,} parameters)."]
+    ev = result.final_eval
+    if ev is not None:
+        lines.append(f"Held-out exact accuracy: {ev.exact_accuracy:.1%} of {ev.num_examples:,} puzzles solved "
+                     f"completely (cells right: {ev.accuracy:.1%}; halting head right: {ev.q_halt_accuracy:.1%}).")
+        if ev.per_step_exact_accuracy:
+            steps = ", ".join(f"{i}: {a:.1%}" for i, a in enumerate(ev.per_step_exact_accuracy, 1))
+            lines.append(f"Exact accuracy after each supervision step: {steps}.")
+    lines.append(f"Files: {result.run_dir}/metrics.jsonl, {result.run_dir}/checkpoints/, {png}")
+    return "\n".join(lines)
+
+
+@dataclass
+class CheckpointEval:
+    checkpoint: str
+    data: str
+    result: EvalResult
+    halt_early: bool
+
+    def report(self) -> str:
+        r = self.result
+        mode = "stopping each puzzle when it halts" if self.halt_early else f"running every supervision step"
+        text = (f"{self.checkpoint} on {self.data} ({r.num_examples:,} puzzles, {mode}):\n"
+                f"  exact accuracy {r.exact_accuracy:.2%}, cell accuracy {r.accuracy:.2%}, "
+                f"halting accuracy {r.q_halt_accuracy:.2%}, mean steps used {r.steps:.2f}")
+        if r.per_step_exact_accuracy:
+            text += "\n  exact accuracy by step: " + ", ".join(
+                f"{i}: {a:.1%}" for i, a in enumerate(r.per_step_exact_accuracy, 1))
+        return text
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, steps: int | None = None,
+                        halt_early: bool = False, max_examples: int = 0, batch_size: int = 256,
+                        device: str = "auto") -> CheckpointEval:
+    model, cfg = load_checkpoint(checkpoint, pick_device(device))
+    data_path = Path(data or cfg.train.data_path)
+    split, meta = read_split(data_path / "test")
+    if (meta.vocab_size, meta.seq_len) != (cfg.model.vocab_size, cfg.model.seq_len):
+        raise ConfigError(f"{data_path} has vocab_size {meta.vocab_size} and seq_len {meta.seq_len}; the checkpoint "
+                          f"was trained on vocab_size {cfg.model.vocab_size} and seq_len {cfg.model.seq_len}")
+    device_ = next(model.parameters()).device
+    result = evaluate(model, split, meta, batch_size, device_, steps=steps, halt_early=halt_early,
+                      max_examples=max_examples, loss=cfg.train.loss, progress=True)
+    return CheckpointEval(str(checkpoint), str(data_path), result, halt_early)

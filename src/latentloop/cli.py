@@ -1,0 +1,162 @@
+"""`latentloop` command line: a thin layer over the Python API. Every user error ends in one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from latentloop.errors import LatentloopError
+
+EPILOG = """examples:
+  latentloop train cpu-sudoku6                      # the built-in default: 6x6 Sudoku on a CPU in ~10 minutes
+  latentloop train trm-sudoku-mlp data_path=data/sudoku-extreme-1k-aug-1000 arch.L_cycles=6
+  latentloop data sudoku --size 9 --num-train 1000 --num-test 1000 --out data/sudoku9
+  latentloop data sudoku --csv train.csv --test-csv test.csv --subsample-size 1000 --num-aug 1000 --out data/s1k
+  latentloop eval runs/cpu-sudoku6 --halt-early
+"""
+
+
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="build a dataset in the official on-disk layout",
+                       description="Build datasets in the official layout (train/ and test/ with all__*.npy and "
+                                   "dataset.json), readable by the official HRM/TRM code too.")
+    tasks = p.add_subparsers(dest="task", required=True, metavar="TASK")
+    s = tasks.add_parser("sudoku", help="generate Sudoku offline, or build from a Sudoku-Extreme style CSV",
+                         description="Without --csv: generate unique-solution minimal puzzles with an exact solver. "
+                                     "With --csv: read `source,question,answer,rating` rows (Sudoku-Extreme layout).")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--size", type=int, default=9, help="grid size for generated puzzles: 4, 6 or 9 (default 9)")
+    s.add_argument("--num-train", type=int, default=1000, help="generated training puzzles (default 1000)")
+    s.add_argument("--num-test", type=int, default=1000, help="generated held-out puzzles (default 1000)")
+    s.add_argument("--csv", help="training CSV in the Sudoku-Extreme layout")
+    s.add_argument("--test-csv", help="test CSV; without it a --test-fraction of --csv is held out")
+    s.add_argument("--test-fraction", type=float, default=0.1, help="held-out share when no --test-csv (0.1)")
+    s.add_argument("--subsample-size", type=int, help="keep this many training puzzles (seeded)")
+    s.add_argument("--num-aug", type=int, default=0, help="validity-preserving augmentations per training puzzle")
+    s.add_argument("--min-rating", type=int, default=0, help="keep puzzles whose difficulty rating is at least this")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for generation")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a preset (with key=value overrides)",
+                       description="Train a preset or a TOML/JSON config. Overrides use our names (T, n, N_sup, "
+                                   "layers, lr, ...) or the official keys (arch.H_cycles, arch.L_cycles, "
+                                   "arch.halt_max_steps, global_batch_size, ...). Results go to runs/<preset>/: "
+                                   "metrics.jsonl, checkpoints/, curves.png.")
+    p.add_argument("preset", help="preset name (see `latentloop presets`) or a .toml/.json config file")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint on a dataset's test split",
+                       description="Evaluate a checkpoint (a run folder or a checkpoint folder). By default every "
+                                   "puzzle runs N_sup supervision steps, the official protocol; --halt-early stops "
+                                   "each puzzle when its halting head fires and reports the steps used.")
+    p.add_argument("checkpoint")
+    p.add_argument("--data", help="dataset folder (default: the one the model was trained on)")
+    p.add_argument("--steps", type=int, help="supervision steps (default: the model's N_sup)")
+    p.add_argument("--halt-early", action="store_true", help="stop each puzzle when q_halt > 0")
+    p.add_argument("--max-examples", type=int, default=0, help="evaluate only the first N test examples")
+    p.add_argument("--batch-size", type=int, default=256)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentloop", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Recursive reasoning models (TRM, HRM): build data, train with deep supervision, evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data(sub)
+    _add_train(sub)
+    _add_eval(sub)
+    p = sub.add_parser("presets", help="list the built-in presets")
+    p.add_argument("name", nargs="?", help="show one preset's full configuration")
+    p = sub.add_parser("plot", help="draw a run's training curves as a PNG")
+    p.add_argument("run_dir")
+    p.add_argument("-o", "--out", help="output PNG (default RUN_DIR/curves.png)")
+    return parser
+
+
+def cmd_data(args) -> None:
+    from latentloop.data import sudoku
+
+    if args.csv:
+        summary = sudoku.build_from_csv(args.csv, args.out, test_csv=args.test_csv, test_fraction=args.test_fraction,
+                                        subsample_size=args.subsample_size, num_aug=args.num_aug,
+                                        min_rating=args.min_rating or None, seed=args.seed)
+    else:
+        summary = sudoku.build_generated(args.out, sudoku.shape_for_size(args.size), args.num_train, args.num_test,
+                                         seed=args.seed, num_aug=args.num_aug, min_rating=args.min_rating,
+                                         workers=args.workers, progress=True)
+    print(summary)
+
+
+def cmd_train(args) -> None:
+    from latentloop.api import prepare_run, report_training
+
+    from latentloop.training.loop import train
+
+    cfg = prepare_run(args.preset, args.overrides, log=print)
+    result = train(cfg, progress=not args.no_progress, resume=args.resume)
+    print(report_training(result))
+
+
+def cmd_eval(args) -> None:
+    from latentloop.api import evaluate_checkpoint
+
+    print(evaluate_checkpoint(args.checkpoint, data=args.data, steps=args.steps, halt_early=args.halt_early,
+                              max_examples=args.max_examples, batch_size=args.batch_size).report())
+
+
+def cmd_presets(args) -> None:
+    import json
+
+    from latentloop.config import load_preset, preset_names
+
+    if args.name:
+        print(json.dumps(load_preset(args.name).to_dict(), indent=2))
+        return
+    for name in preset_names():
+        cfg = load_preset(name)
+        m = cfg.model
+        kind = "TRM-MLP" if m.mlp_t else "TRM-attention"
+        print(f"{name:24s} {kind}, D={m.hidden_size}, layers={m.layers}, T={m.T}, n={m.n}, N_sup={m.N_sup}, "
+              f"batch {cfg.train.global_batch_size}, {cfg.train.epochs} epochs, data {cfg.train.data_path}")
+
+
+def cmd_plot(args) -> None:
+    from latentloop.inspection.plots import plot_run
+
+    print(f"wrote {plot_run(args.run_dir, args.out)}")
+
+
+COMMANDS = {"data": cmd_data, "train": cmd_train, "eval": cmd_eval, "presets": cmd_presets, "plot": cmd_plot}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except LatentloopError as exc:
+        print(f"latentloop: error: {exc}", file=sys.stderr)
+        return 2
+    except PermissionError as exc:
+        print(f"latentloop: error: permission denied: {exc.filename}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno == 28:
+            print(f"latentloop: error: no space left on the device writing {exc.filename or 'output'}", file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print("latentloop: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

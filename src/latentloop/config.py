@@ -1,0 +1,190 @@
+"""Run configuration: presets (TOML files in presets/) plus `key=value` overrides.
+
+Keys use the papers' names (T, n, N_sup, layers); the official Hydra keys are accepted as aliases
+(`arch.H_cycles=3`, `arch.L_cycles=6`, `arch.halt_max_steps=16`, `arch.L_layers=2`, `global_batch_size=768`, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from latentloop.errors import ConfigError
+from latentloop.models.config import ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping; defaults are the official base config (cfg_pretrain.yaml)."""
+
+    data_path: str = ""
+    global_batch_size: int = 768
+    epochs: int = 100000
+    eval_interval: int = 10000            # in epochs, as in the official code
+    lr: float = 1e-4
+    lr_min_ratio: float = 1.0
+    lr_warmup_steps: int = 2000
+    beta1: float = 0.9
+    beta2: float = 0.95
+    weight_decay: float = 0.1
+    puzzle_emb_lr: float = 1e-2
+    puzzle_emb_weight_decay: float = 0.1
+    ema: bool = False
+    ema_rate: float = 0.999
+    loss: str = "stablemax_cross_entropy"
+    seed: int = 0
+    eval_max_examples: int = 0            # 0 = the whole test split
+    eval_batch_size: int = 0              # 0 = global_batch_size
+    out_dir: str = ""                     # empty = runs/<preset>
+    threads: int = 0                      # 0 = torch's default
+    device: str = "auto"                  # auto | cpu | cuda | mps
+
+
+@dataclass
+class DataConfig:
+    """How to make the dataset when data_path does not exist yet (only generated data; no downloads)."""
+
+    task: str = ""                        # "" = the dataset must already exist
+    size: int = 9
+    num_train: int = 1000
+    num_test: int = 1000
+    num_aug: int = 0
+    seed: int = 0
+
+
+@dataclass
+class RunConfig:
+    name: str = "custom"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+        cfg = cls(name=str(raw.get("name", "custom")))
+        for section in ("model", "train", "data"):
+            for key, value in (raw.get(section) or {}).items():
+                set_value(cfg, f"{section}.{key}", value)
+        unknown = set(raw) - {"name", "model", "train", "data"}
+        if unknown:
+            raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+        return cfg
+
+
+# Official key -> our key. The section prefixes arch./model./train./data. are optional.
+ALIASES = {
+    "H_cycles": "T", "L_cycles": "n", "halt_max_steps": "N_sup", "L_layers": "layers",
+    "data_paths": "data_path", "loss_type": "loss", "loss.loss_type": "loss", "loss.name": "loss",
+    "lr_warmup": "lr_warmup_steps", "ema_decay": "ema_rate",
+}
+SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
+
+
+def _resolve(key: str) -> tuple[str, str]:
+    """Map a user key (ours or official) to (section, field); raise with a suggestion when unknown."""
+    bare = key
+    for prefix in ("arch.", "model.", "train.", "data."):
+        if key.startswith(prefix):
+            bare = key[len(prefix):]
+            break
+    bare = ALIASES.get(bare, bare)
+    explicit = key.split(".", 1)[0] if "." in key and key.split(".", 1)[0] in SECTIONS else None
+    candidates = [explicit] if explicit else ["model", "train", "data"]
+    for section in candidates:
+        if bare in {f.name for f in dataclasses.fields(SECTIONS[section])}:
+            return section, bare
+    known = [f"{s}.{f.name}" for s, c in SECTIONS.items() for f in dataclasses.fields(c)] + list(ALIASES)
+    known += [f.name for c in SECTIONS.values() for f in dataclasses.fields(c)]
+    close = difflib.get_close_matches(key, known, n=1) or difflib.get_close_matches(bare, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"unknown config key {key!r}{hint}")
+
+
+def _convert(value: Any, default: Any, key: str) -> Any:
+    """Convert a string (from the command line) or TOML value to the type of the field's default."""
+    kind = type(default)
+    if isinstance(value, str) and kind is not str:
+        text = value.strip()
+        try:
+            if kind is bool:
+                if text.lower() in ("true", "1", "yes", "on"):
+                    return True
+                if text.lower() in ("false", "0", "no", "off"):
+                    return False
+                raise ValueError
+            if kind is int:
+                number = float(text)  # accepts 1e4 and 20000.0 as well as 20000
+                if not number.is_integer():
+                    raise ValueError
+                return int(number)
+            if kind is float:
+                return float(text)
+        except ValueError:
+            raise ConfigError(f"config key {key!r} expects {kind.__name__}, got {value!r}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind is str and isinstance(value, list):  # official data_paths=[a] lists
+        if len(value) != 1:
+            raise ConfigError(f"config key {key!r} takes one path, got {len(value)}")
+        return str(value[0])
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"config key {key!r} expects {kind.__name__}, got {value!r}")
+    return value
+
+
+def set_value(cfg: RunConfig, key: str, value: Any) -> None:
+    if key == "name":
+        cfg.name = str(value)
+        return
+    section, name = _resolve(key)
+    target = getattr(cfg, section)
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        value = [v.strip() for v in value[1:-1].split(",") if v.strip()]
+    setattr(target, name, _convert(value, getattr(target, name), key))
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply `key=value` strings (a leading '+' as in Hydra is accepted)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        set_value(cfg, key.strip().lstrip("+"), value)
+    return cfg
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("latentloop.presets").iterdir() if p.name.endswith(".toml"))
+
+
+def load_preset(name_or_path: str) -> RunConfig:
+    """A preset by name (see `latentloop presets`) or a path to a TOML or JSON config file."""
+    path = Path(name_or_path)
+    if path.suffix in (".toml", ".json") and path.exists():
+        try:
+            raw = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot parse config file {path}: {exc}") from None
+        raw.setdefault("name", path.stem)
+        return RunConfig.from_dict(raw)
+    if path.suffix in (".toml", ".json"):
+        raise ConfigError(f"config file {path} does not exist")
+    names = preset_names()
+    if name_or_path not in names:
+        close = difflib.get_close_matches(name_or_path, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; available: {', '.join(names)}"
+        raise ConfigError(f"unknown preset {name_or_path!r}{hint}")
+    raw = tomllib.loads(resources.files("latentloop.presets").joinpath(f"{name_or_path}.toml").read_text())
+    raw.setdefault("name", name_or_path)
+    return RunConfig.from_dict(raw)

@@ -1,0 +1,180 @@
+"""The two optimizers and the learning-rate schedule of the official recipes (official-implementations.md §8).
+
+`AdamATan2` reproduces the CUDA-only `adam-atan2` package in plain PyTorch so training runs on any device;
+`PuzzleEmbeddingSignSGD` is the sparse sign-SGD that trains `PuzzleEmbedding` rows; `lr_at` is the shared
+warmup + cosine schedule both follow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.optim.optimizer import ParamsT
+
+from latentloop.layers.puzzle_embedding import PuzzleEmbedding
+
+def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, min_ratio: float = 1.0) -> float:
+    """Learning rate at `step`: linear warmup from 0, then cosine from `base_lr` down to `min_ratio * base_lr`.
+
+    The official default `min_ratio=1.0` makes the rate constant after warmup (only HRM's full-Sudoku recipe uses 0.1).
+    Step 0 gives lr 0, which `AdamATan2` accepts. As in the official code the cosine is not clamped at
+    `total_steps`; training loops stop updating there.
+    """
+    if step < warmup_steps:
+        return base_lr * step / max(1, warmup_steps)
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return base_lr * (min_ratio + max(0.0, (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))))
+
+
+class AdamATan2(torch.optim.Optimizer):
+    """Adam with atan2 in place of m / (sqrt(v) + eps), as in the `adam-atan2` CUDA kernel the official runs use.
+
+    Per parameter at step t (counted per parameter, from 1):
+        p <- p * (1 - lr * wd);  m <- lerp(m, g, 1 - b1);  v <- lerp(v, g*g, 1 - b2)
+        p <- p - lr / (1 - b1^t) * atan2(m, sqrt(v) / sqrt(1 - b2^t))
+    atan2 is bounded and defined at (0, 0), so there is no epsilon and lr = 0 is allowed (the first warmup step).
+    Weight decay applies to every parameter given. Parameters whose grad is None are skipped and keep their step.
+    `foreach=True` batches the work over all tensors of a group sharing device and dtype with `torch._foreach_*` ops
+    (many small tensors); `foreach=False` runs the same op sequence per tensor, with identical results on CPU.
+    State is meant for fp32 (master) parameters: the moments take the parameter's dtype.
+    """
+
+    def __init__(self, params: ParamsT, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.95),
+                 weight_decay: float = 0.1, foreach: bool = True) -> None:
+        if lr < 0:
+            raise ValueError(f"lr must be >= 0, got {lr}")
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"betas must lie in [0, 1), got {betas}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay, "foreach": foreach})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Update every parameter that has a gradient; `closure` re-evaluates the loss, as in torch optimizers."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            buckets: dict[tuple[torch.device, torch.dtype], list[list[Any]]] = {}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("AdamATan2 does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                bucket = buckets.setdefault((p.device, p.dtype), [[], [], [], [], []])
+                for lst, item in zip(bucket, (p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])):
+                    lst.append(item)
+            update = _adam_atan2_foreach if group["foreach"] else _adam_atan2_per_tensor
+            beta1, beta2 = group["betas"]
+            for params, grads, exp_avgs, exp_avg_sqs, steps in buckets.values():
+                update(params, grads, exp_avgs, exp_avg_sqs, steps,
+                       lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"])
+        return loss
+
+
+def _step_scalars(steps: list[int], lr: float, beta1: float, beta2: float) -> tuple[list[float], list[float]]:
+    """Per-tensor (-lr / (1 - b1^t), sqrt(1 - b2^t)), computed in double as the CUDA kernel does."""
+    neg_step_sizes = [-lr / (1 - beta1**t) for t in steps]
+    bias_correction2_sqrts = [math.sqrt(1 - beta2**t) for t in steps]
+    return neg_step_sizes, bias_correction2_sqrts
+
+
+def _adam_atan2_foreach(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],
+                        exp_avg_sqs: list[torch.Tensor], steps: list[int], *, lr: float, beta1: float, beta2: float,
+                        weight_decay: float) -> None:
+    """One AdamATan2 step over tensors that share device and dtype, batched with foreach kernels."""
+    neg_step_sizes, bias_correction2_sqrts = _step_scalars(steps, lr, beta1, beta2)
+    torch._foreach_mul_(params, 1 - lr * weight_decay)
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    torch._foreach_lerp_(exp_avg_sqs, torch._foreach_mul(grads, grads), 1 - beta2)
+    denoms = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_div_(denoms, bias_correction2_sqrts)
+    # There is no foreach atan2; write each result over its denominator to avoid another allocation.
+    for exp_avg, denom in zip(exp_avgs, denoms):
+        torch.atan2(exp_avg, denom, out=denom)
+    torch._foreach_mul_(denoms, neg_step_sizes)
+    torch._foreach_add_(params, denoms)
+
+
+def _adam_atan2_per_tensor(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],
+                           exp_avg_sqs: list[torch.Tensor], steps: list[int], *, lr: float, beta1: float,
+                           beta2: float, weight_decay: float) -> None:
+    """The same op sequence as `_adam_atan2_foreach`, one tensor at a time (the fallback and its check)."""
+    neg_step_sizes, bias_correction2_sqrts = _step_scalars(steps, lr, beta1, beta2)
+    for p, g, exp_avg, exp_avg_sq, neg_step_size, bc2_sqrt in zip(
+            params, grads, exp_avgs, exp_avg_sqs, neg_step_sizes, bias_correction2_sqrts):
+        p.mul_(1 - lr * weight_decay)
+        exp_avg.lerp_(g, 1 - beta1)
+        exp_avg_sq.lerp_(g * g, 1 - beta2)
+        denom = exp_avg_sq.sqrt().div_(bc2_sqrt)
+        torch.atan2(exp_avg, denom, out=denom)
+        p.add_(denom.mul_(neg_step_size))
+
+
+class PuzzleEmbeddingSignSGD(torch.optim.Optimizer):
+    """Sparse sign-SGD with decoupled decay for a `PuzzleEmbedding` (the official `CastedSparseEmbeddingSignSGD`).
+
+    On `step()` the gradients on the module's `local_weights` are gathered from all ranks (local batches must have
+    equal size), summed per unique puzzle id, and each touched row gets w <- w * (1 - lr * wd) - lr * sign(sum).
+    Rows absent from the global batch are neither moved nor decayed. The step is a no-op when no training forward
+    and backward happened since the last one. `lr` and `weight_decay` live in `param_groups[0]` so a schedule can
+    set `group["lr"]` each step; the optimizer keeps no other state. Every rank must call `step()` together.
+    """
+
+    def __init__(self, embedding: PuzzleEmbedding, lr: float = 1e-2, weight_decay: float = 0.1) -> None:
+        if lr < 0:
+            raise ValueError(f"lr must be >= 0, got {lr}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        super().__init__([embedding.weights], {"lr": lr, "weight_decay": weight_decay})
+        self.embedding = embedding
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Apply the sign update to the rows seen since the last step, then drop their gradient."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        local = self.embedding.local_weights
+        if local is None or local.grad is None:
+            return loss
+        grads, ids = local.grad, self.embedding.local_ids
+        assert ids is not None  # set together with local_weights
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            grads, ids = _all_gather(grads), _all_gather(ids)
+        unique_ids, inverse = torch.unique(ids, return_inverse=True)
+        summed = torch.zeros(len(unique_ids), grads.shape[1], dtype=grads.dtype, device=grads.device)
+        summed.index_add_(0, inverse, grads)
+        group = self.param_groups[0]
+        lr, weight_decay = group["lr"], group["weight_decay"]
+        weights = self.embedding.weights
+        rows = weights[unique_ids].mul_(1 - lr * weight_decay).add_(summed.sign_(), alpha=-lr)
+        weights.index_copy_(0, unique_ids, rows)
+        local.grad = None
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop the pending gradient on `local_weights` (always to None), so `step()` is a no-op until a backward."""
+        local = self.embedding.local_weights
+        if local is not None:
+            local.grad = None
+
+
+def _all_gather(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate equally shaped tensors from all ranks along dim 0, in rank order."""
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
