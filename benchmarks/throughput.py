@@ -1,0 +1,447 @@
+#!/usr/bin/env python
+"""Training and evaluation throughput of latentloop's models, measured with the library's own training step.
+
+One training step here is exactly what `latentloop.training.loop.train` does per optimizer step: the ACT forward on
+the carried batch (one supervision step: T-1 recursions without gradient, one with), `act_loss`, `(loss / batch)
+.backward()`, the finiteness check on the loss, an `AdamATan2` step, a `PuzzleEmbeddingSignSGD` step and an `EMA`
+update. Only data loading and metric logging are left out. One evaluation step is one supervision step of the inner
+model in eval mode under `torch.no_grad()`, as `latentloop.evaluation.evaluate` runs it.
+
+Inputs are random tokens of the right vocabulary and length (Sudoku-shaped: seq_len = size^2, vocab = size + 2 for
+pad, blank and digits), so no dataset is needed; the cost of a step does not depend on the token values.
+
+Every config runs in its own subprocess so that the peak resident memory (and the peak GPU memory) is per config.
+Each subprocess also measures a reference, the dense matmul throughput of the machine in the same dtype, just before
+and just after its timed steps (so it sees the same load from other processes); the achieved model GFLOP/s, from
+FLOPs counted with `torch.utils.flop_counter.FlopCounterMode`, is reported as a share of it.
+
+    python benchmarks/throughput.py                              # the three default configs, ~2-3 min on 2 idle cores
+    python benchmarks/throughput.py --configs cpu-sudoku6 --steps 50 --json bench.json
+    python benchmarks/throughput.py --device cuda --dtype bfloat16 --batch 768
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from latentloop.config import RunConfig, load_preset
+from latentloop.errors import ConfigError
+from latentloop.models import build_model, count_parameters
+from latentloop.models.act import ACT, Carry
+from latentloop.models.losses import LOSSES, act_loss
+from latentloop.training.ema import EMA
+from latentloop.training.optim import AdamATan2, PuzzleEmbeddingSignSGD
+
+DEFAULT_CONFIGS = ("trm-sudoku-att", "trm-sudoku-mlp", "cpu-sudoku6")
+PAPER_BATCH = 64            # batch for the paper-size presets (their own global batch, 768, is a multi-GPU figure)
+RESULT_PREFIX = "RESULT "   # the line a worker prints for the parent to parse; everything else passes through
+
+
+@dataclass
+class Row:
+    """One config's measurements; also the JSON record written by --json."""
+
+    config: str
+    params: int
+    batch: int
+    dtype: str
+    device: str
+    threads: int
+    warmup: int
+    steps: int
+    train_samples_per_s: float
+    train_ms_per_step: float
+    eval_samples_per_s: float
+    eval_ms_per_step: float
+    train_gflop_per_sample: float          # model FLOPs of one training step, per sample (forward + backward)
+    eval_gflop_per_sample: float
+    achieved_gflops: float                 # train_gflop_per_sample * train_samples_per_s
+    matmul_peak_gflops: float              # the better of the two reference measurements below, same dtype
+    matmul_gflops_before: float            # measured in the worker just before timing
+    matmul_gflops_after: float             # ... and just after, so both see the same load on the machine
+    percent_of_peak: float
+    peak_rss_mib: float
+    peak_gpu_mib: float | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Helpers shared by parent and worker
+
+
+def pick_device(name: str) -> torch.device:
+    """auto = cuda when a GPU is visible, else cpu (the same rule as the training loop, without mps)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda asked for, but torch sees no CUDA GPU")
+    return torch.device(name)
+
+
+def pick_dtype(requested: str, preset_dtype: str, device: torch.device) -> str:
+    """auto = the preset's own forward dtype on a GPU (bf16 for the paper presets), float32 on a CPU.
+
+    The official bf16 is a GPU choice: most CPUs have no fast bf16 matmul, so float32 is the fair CPU figure.
+    """
+    if requested != "auto":
+        return requested
+    return preset_dtype if device.type == "cuda" else "float32"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so wall-clock time covers it; a no-op on CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process: ru_maxrss is KiB on Linux, bytes on macOS."""
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / (1024 * 1024) if platform.system() == "Darwin" else maxrss / 1024
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else the machine architecture."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine() or "cpu"
+
+
+def is_paper_size(cfg: RunConfig) -> bool:
+    return cfg.model.hidden_size >= 512
+
+
+def default_counts(cfg: RunConfig, device: torch.device) -> tuple[int, int]:
+    """(warmup, timed steps) when not given, for both training and eval.
+
+    A paper-size training step is about 3 TFLOP at batch 64, i.e. tens of seconds on 2 CPU cores, so one warmup and
+    one timed step is what fits a ~3 minute default run; that step is long enough to average out timer noise.
+    """
+    if device.type == "cuda":
+        return 5, 30
+    return (1, 1) if is_paper_size(cfg) else (2, 10)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reference: dense matmul throughput
+
+
+def matmul_gflops(device: torch.device, dtype: torch.dtype, size: int, min_seconds: float = 1.0) -> float:
+    """Throughput of a size^3 torch.matmul loop, in GFLOP/s (2 n^3 FLOPs per product): the peak a model can hope for."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    out = torch.empty(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        torch.matmul(a, b, out=out)
+    synchronize(device)
+    iterations, start = 0, time.perf_counter()
+    while True:
+        for _ in range(10 if device.type == "cuda" else 1):  # batch GPU launches so the host loop is not the limit
+            torch.matmul(a, b, out=out)
+            iterations += 1
+        synchronize(device)
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds and iterations >= 3:
+            return 2 * size**3 * iterations / elapsed / 1e9
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Worker: one config, in its own process
+
+
+def bench_config(cfg: RunConfig) -> RunConfig:
+    """The preset with Sudoku-shaped data dimensions filled in, as the training loop would take them from the data."""
+    side = cfg.data.size
+    cfg.model.vocab_size = side + 2          # pad, blank, digits 1..side
+    cfg.model.seq_len = side * side
+    cfg.model.num_puzzle_identifiers = 1     # Sudoku datasets use a single (blank) puzzle identifier
+    return cfg
+
+
+def random_batch(cfg: RunConfig, batch: int, device: torch.device, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Random tokens of the right vocabulary and length (int64, as the sampler yields them)."""
+    m = cfg.model
+    shape = (batch, m.seq_len)
+    return {
+        "inputs": torch.randint(1, m.vocab_size, shape, generator=generator).to(device),
+        "labels": torch.randint(2, m.vocab_size, shape, generator=generator).to(device),
+        "puzzle_identifiers": torch.randint(0, m.num_puzzle_identifiers, (batch,), generator=generator).to(device),
+    }
+
+
+class Trainer:
+    """The training step of latentloop.training.loop.train, without data loading and metric logging."""
+
+    def __init__(self, cfg: RunConfig, model: ACT, device: torch.device) -> None:
+        t = cfg.train
+        self.model = model
+        self.loss_fn = LOSSES[t.loss]
+        self.optimizer = AdamATan2(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
+        puzzle_emb = model.inner.puzzle_emb
+        self.sparse_opt = (PuzzleEmbeddingSignSGD(puzzle_emb, lr=t.puzzle_emb_lr, weight_decay=t.puzzle_emb_weight_decay)
+                           if puzzle_emb is not None else None)
+        self.ema = EMA(model, t.ema_rate)    # all three presets train with an EMA; it is part of the step's cost
+        self.explore_rng = torch.Generator(device=device).manual_seed(0)
+
+    def forward_backward(self, carry: Carry, batch: dict[str, torch.Tensor]) -> tuple[Carry, torch.Tensor]:
+        """ACT forward on the carry, the summed loss, and its gradient for the per-sample mean."""
+        carry, outputs = self.model(carry, batch, generator=self.explore_rng)
+        loss, _ = act_loss(outputs, carry.data["labels"], carry.halted, carry.steps, self.loss_fn)
+        (loss / batch["inputs"].shape[0]).backward()
+        return carry, loss
+
+    def step(self, carry: Carry, batch: dict[str, torch.Tensor]) -> Carry:
+        """One optimizer step = one supervision step, with the loop's finiteness check (a host sync on a GPU)."""
+        carry, loss = self.forward_backward(carry, batch)
+        if not math.isfinite(loss.item()):
+            raise RuntimeError(f"loss became {loss.item()}")
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.sparse_opt is not None:
+            self.sparse_opt.step()
+            self.sparse_opt.zero_grad()
+        self.ema.update(self.model)
+        return carry
+
+
+def count_flops_per_sample(trainer: Trainer, cfg: RunConfig, device: torch.device) -> tuple[float, float]:
+    """Model FLOPs of one training step and one eval step for a single sample (batch 1).
+
+    Every counted op (matmul, attention) is linear in the batch, so batch 1 gives the per-sample figure exactly at
+    1/batch of the cost. Optimizer, EMA and element-wise ops are not counted by FlopCounterMode; they are small.
+    The gradients made here are dropped before timing.
+    """
+    model = trainer.model
+    batch = random_batch(cfg, 1, device, torch.Generator().manual_seed(1))
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        trainer.forward_backward(model.initial_carry(batch), batch)
+    train_flops = counter.get_total_flops()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    if trainer.sparse_opt is not None:
+        trainer.sparse_opt.zero_grad()
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.inner(model.inner.initial_state(1, device), batch["inputs"], batch["puzzle_identifiers"])
+    model.train()
+    return train_flops / 1e9, counter.get_total_flops() / 1e9
+
+
+def time_training(trainer: Trainer, batch: dict[str, torch.Tensor], warmup: int, steps: int,
+                  device: torch.device) -> float:
+    """Seconds for `steps` training steps after `warmup` untimed ones (first-step allocations, optimizer state)."""
+    trainer.model.train()
+    carry = trainer.model.initial_carry(batch)
+    for _ in range(warmup):
+        carry = trainer.step(carry, batch)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        carry = trainer.step(carry, batch)
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def time_evaluation(model: ACT, batch: dict[str, torch.Tensor], warmup: int, steps: int, device: torch.device) -> float:
+    """Seconds for `steps` eval supervision steps of the inner model, carrying the state as evaluate() does."""
+    model.eval()
+    inner = model.inner
+    state = inner.initial_state(batch["inputs"].shape[0], device)
+    inputs, ids = batch["inputs"], batch["puzzle_identifiers"]
+    for _ in range(warmup):
+        state, out = inner(state, inputs, ids)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        state, out = inner(state, inputs, ids)
+        out.logits.argmax(-1)    # evaluate() reads the prediction after every step
+    synchronize(device)
+    model.train()
+    return time.perf_counter() - start
+
+
+def run_worker(options: dict[str, Any]) -> Row:
+    """Build one config, count its FLOPs, time training and evaluation, and report peak memory."""
+    device = torch.device(options["device"])
+    cfg = bench_config(load_preset(options["config"]))
+    dtype = pick_dtype(options["dtype"], cfg.model.forward_dtype, device)
+    cfg.model.forward_dtype = dtype
+    batch_size = options["batch"] or (PAPER_BATCH if is_paper_size(cfg) else cfg.train.global_batch_size)
+    warmup, steps = default_counts(cfg, device)
+    warmup = warmup if options["warmup"] is None else options["warmup"]
+    steps = steps if options["steps"] is None else options["steps"]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    torch.manual_seed(0)
+    model = build_model(cfg.model).to(device)
+    trainer = Trainer(cfg, model, device)
+    train_gflop, eval_gflop = count_flops_per_sample(trainer, cfg, device)
+    batch = random_batch(cfg, batch_size, device, torch.Generator().manual_seed(0))
+
+    torch_dtype = getattr(torch, dtype)
+    matmul_before = matmul_gflops(device, torch_dtype, options["matmul_size"])
+    train_seconds = time_training(trainer, batch, warmup, steps, device)
+    eval_seconds = time_evaluation(model, batch, warmup, steps, device)
+    matmul_after = matmul_gflops(device, torch_dtype, options["matmul_size"])
+    train_rate = batch_size * steps / train_seconds
+    matmul_peak = max(matmul_before, matmul_after)
+    return Row(
+        config=options["config"], params=count_parameters(model), batch=batch_size, dtype=dtype, device=device.type,
+        threads=torch.get_num_threads(), warmup=warmup, steps=steps,
+        train_samples_per_s=train_rate, train_ms_per_step=1000 * train_seconds / steps,
+        eval_samples_per_s=batch_size * steps / eval_seconds, eval_ms_per_step=1000 * eval_seconds / steps,
+        train_gflop_per_sample=train_gflop, eval_gflop_per_sample=eval_gflop, achieved_gflops=train_gflop * train_rate,
+        matmul_peak_gflops=matmul_peak, matmul_gflops_before=matmul_before, matmul_gflops_after=matmul_after,
+        percent_of_peak=100 * train_gflop * train_rate / matmul_peak, peak_rss_mib=peak_rss_mib(),
+        peak_gpu_mib=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        model={k: getattr(cfg.model, k) for k in ("hidden_size", "layers", "T", "n", "N_sup", "mlp_t", "vocab_size",
+                                                  "seq_len", "prefix_len")},
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parent: reference, subprocesses, table
+
+
+def run_in_subprocess(options: dict[str, Any]) -> Row | str:
+    """Run one config in a fresh interpreter; returns its Row, or the error text if it failed."""
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(options)],
+                          stdout=subprocess.PIPE, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    for line in proc.stdout.splitlines():
+        if not line.startswith(RESULT_PREFIX):
+            print(line)
+    if proc.returncode or not lines:
+        return f"failed with exit code {proc.returncode} (see stderr above)"
+    return Row(**json.loads(lines[-1][len(RESULT_PREFIX):]))
+
+
+def format_table(rows: list[Row], gpu: bool) -> str:
+    """A plain markdown table, one row per config."""
+    header = ["config", "params", "batch", "dtype", "train samples/s", "ms/step", "GFLOP/step-sample",
+              "achieved GFLOP/s", "% of matmul peak", "eval samples/s", "peak RSS MiB"]
+    if gpu:
+        header.append("peak GPU MiB")
+    body = []
+    for r in rows:
+        cells = [r.config, f"{r.params / 1e6:.2f}M", str(r.batch), r.dtype, f"{r.train_samples_per_s:,.1f}",
+                 f"{r.train_ms_per_step:,.1f}", f"{r.train_gflop_per_sample:,.2f}", f"{r.achieved_gflops:,.1f}",
+                 f"{r.percent_of_peak:.1f}%", f"{r.eval_samples_per_s:,.1f}", f"{r.peak_rss_mib:,.0f}"]
+        if gpu:
+            cells.append(f"{r.peak_gpu_mib:,.0f}" if r.peak_gpu_mib is not None else "-")
+        body.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in body)) for i, h in enumerate(header)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS),
+                        help="preset names or TOML files (default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=0,
+                        help=f"batch size for every config (default: {PAPER_BATCH} for paper-size presets, "
+                             "the preset's global_batch_size otherwise)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps (default: 1 for paper-size presets on CPU, 10 for small ones, 30 on GPU)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed steps before timing (default: 1 for paper-size presets on CPU, 2 small, 5 GPU)")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="forward dtype (default auto: float32 on CPU, the preset's dtype on GPU)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--matmul-size", type=int, default=0,
+                        help="matrix size of the reference matmul (default: 2048 on CPU, 8192 on GPU)")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows (and the reference) as JSON")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if (args.steps is not None and args.steps < 1) or (args.warmup is not None and args.warmup < 0) or args.batch < 0:
+        parser.error("--steps must be >= 1, --warmup and --batch >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        row = run_worker(json.loads(args.worker))
+        print(RESULT_PREFIX + json.dumps(asdict(row)), flush=True)
+        return
+
+    try:
+        presets = [load_preset(name) for name in args.configs]
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
+    sys.stdout.reconfigure(line_buffering=True)   # keep our lines in order with the workers' when piped
+    start = time.perf_counter()
+    device = pick_device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    print(f"latentloop throughput on {device.type} ({where}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    if hasattr(os, "getloadavg"):
+        # Other processes on the same cores slow every figure below, the matmul reference included.
+        print(f"load average before the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} logical CPUs")
+    dtypes = sorted({pick_dtype(args.dtype, cfg.model.forward_dtype, device) for cfg in presets})
+    matmul_size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
+    if device.type == "cpu" and args.steps is None and any(is_paper_size(cfg) for cfg in presets):
+        print("note: a paper-size step takes tens of seconds on a CPU, so those configs are timed over 1 warmup + "
+              "1 timed step (rough figures; pass --steps/--warmup for more)")
+    if args.dtype == "auto":
+        print(f"dtype: {', '.join(dtypes)} (auto: float32 on CPU, the preset's own dtype on GPU; "
+              "the official bf16 is a GPU choice)")
+
+    rows: list[Row] = []
+    for name in args.configs:
+        print(f"  {name} ...", flush=True)
+        t0 = time.perf_counter()
+        options = {"config": name, "device": str(device), "dtype": args.dtype, "batch": args.batch,
+                   "steps": args.steps, "warmup": args.warmup, "matmul_size": matmul_size}
+        result = run_in_subprocess(options)
+        if isinstance(result, str):
+            print(f"{name}: {result}", file=sys.stderr)
+            continue
+        rows.append(result)
+        print(f"  {name}: {result.warmup} warmup + {result.steps} timed step(s) each for training and eval; "
+              f"{matmul_size}^3 {result.dtype} matmul reference {result.matmul_gflops_before:,.1f} GFLOP/s before, "
+              f"{result.matmul_gflops_after:,.1f} after; {time.perf_counter() - t0:.0f} s", flush=True)
+
+    print()
+    print(format_table(rows, gpu=device.type == "cuda"))
+    print()
+    print("Training step = ACT forward + act_loss + backward + AdamATan2 + sign-SGD + EMA (one supervision step); "
+          "eval step = one no-grad supervision step of the inner model. GFLOP counts matmuls and attention "
+          "(forward + backward) with FlopCounterMode. % of matmul peak = achieved GFLOP/s over the better of the "
+          "matmul references taken in the same process before and after timing (over 100% means the load on the "
+          "machine changed in between). Peak RSS includes the few hundred MiB of the torch runtime.")
+    print(f"total {time.perf_counter() - start:.0f} s")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"device": device.type, "device_name": where, "torch": torch.__version__,
+                       "threads": torch.get_num_threads(), "matmul_size": matmul_size,
+                       "rows": [asdict(r) for r in rows]}, handle, indent=2)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
