@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 from latentloop.config import RunConfig, load_preset
@@ -46,7 +47,7 @@ from latentloop.training.ema import EMA
 from latentloop.training.optim import AdamATan2, PuzzleEmbeddingSignSGD
 
 DEFAULT_CONFIGS = ("trm-sudoku-att", "trm-sudoku-mlp", "cpu-sudoku6")
-PAPER_BATCH = 64            # batch for the paper-size presets (their own global batch, 768, is a multi-GPU figure)
+PAPER_BATCH = 64            # batch for the paper-size presets (their training global_batch_size is 768)
 RESULT_PREFIX = "RESULT "   # the line a worker prints for the parent to parse; everything else passes through
 
 
@@ -61,6 +62,7 @@ class Row:
     device: str
     threads: int
     warmup: int
+    eval_warmup: int
     steps: int
     train_samples_per_s: float
     train_ms_per_step: float
@@ -126,18 +128,21 @@ def cpu_name() -> str:
 
 
 def is_paper_size(cfg: RunConfig) -> bool:
+    """The D=512 presets of the papers, as opposed to the small CPU presets (they get other defaults)."""
     return cfg.model.hidden_size >= 512
 
 
-def default_counts(cfg: RunConfig, device: torch.device) -> tuple[int, int]:
-    """(warmup, timed steps) when not given, for both training and eval.
+def default_counts(cfg: RunConfig, device: torch.device) -> tuple[int, int, int]:
+    """(training warmup, eval warmup, timed steps) when not given.
 
     A paper-size training step is about 3 TFLOP at batch 64, i.e. tens of seconds on 2 CPU cores, so one warmup and
-    one timed step is what fits a ~3 minute default run; that step is long enough to average out timer noise.
+    one timed step is what fits a ~3 minute default run; a step that long averages out timer noise. Its eval then
+    skips the warmup: on a CPU there is no autotuning or compilation to warm, and the training steps just ran the same
+    kernels and allocation sizes.
     """
     if device.type == "cuda":
-        return 5, 30
-    return (1, 1) if is_paper_size(cfg) else (2, 10)
+        return 5, 5, 30
+    return (1, 0, 1) if is_paper_size(cfg) else (2, 2, 10)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -222,6 +227,28 @@ class Trainer:
         return carry
 
 
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _cpu_attention_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None,
+                                  **kwargs) -> int:
+    return flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+def attention_flop_formulas() -> dict[Any, Any]:
+    """FLOP formulas for the CPU flash-attention kernels, which FlopCounterMode does not count by itself.
+
+    Without them attention would count as zero on a CPU but not on a GPU (whose SDPA kernels are registered); these
+    are the same formulas torch uses for the GPU kernels.
+    """
+    aten = torch.ops.aten
+    if not hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        return {}
+    return {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops,
+            aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward_flops}
+
+
 def count_flops_per_sample(trainer: Trainer, cfg: RunConfig, device: torch.device) -> tuple[float, float]:
     """Model FLOPs of one training step and one eval step for a single sample (batch 1).
 
@@ -231,15 +258,16 @@ def count_flops_per_sample(trainer: Trainer, cfg: RunConfig, device: torch.devic
     """
     model = trainer.model
     batch = random_batch(cfg, 1, device, torch.Generator().manual_seed(1))
+    formulas = attention_flop_formulas()
     model.train()
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False, custom_mapping=formulas) as counter:
         trainer.forward_backward(model.initial_carry(batch), batch)
     train_flops = counter.get_total_flops()
     trainer.optimizer.zero_grad(set_to_none=True)
     if trainer.sparse_opt is not None:
         trainer.sparse_opt.zero_grad()
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=formulas) as counter:
         model.inner(model.inner.initial_state(1, device), batch["inputs"], batch["puzzle_identifiers"])
     model.train()
     return train_flops / 1e9, counter.get_total_flops() / 1e9
@@ -286,34 +314,38 @@ def run_worker(options: dict[str, Any]) -> Row:
     dtype = pick_dtype(options["dtype"], cfg.model.forward_dtype, device)
     cfg.model.forward_dtype = dtype
     batch_size = options["batch"] or (PAPER_BATCH if is_paper_size(cfg) else cfg.train.global_batch_size)
-    warmup, steps = default_counts(cfg, device)
-    warmup = warmup if options["warmup"] is None else options["warmup"]
+    warmup, eval_warmup, steps = default_counts(cfg, device)
+    if options["warmup"] is not None:
+        warmup = eval_warmup = options["warmup"]
     steps = steps if options["steps"] is None else options["steps"]
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    torch_dtype = getattr(torch, dtype)
 
+    # The reference runs before the model exists and after the memory peaks are read, so it is not in them.
+    matmul_before = matmul_gflops(device, torch_dtype, options["matmul_size"])
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     torch.manual_seed(0)
     model = build_model(cfg.model).to(device)
     trainer = Trainer(cfg, model, device)
     train_gflop, eval_gflop = count_flops_per_sample(trainer, cfg, device)
     batch = random_batch(cfg, batch_size, device, torch.Generator().manual_seed(0))
 
-    torch_dtype = getattr(torch, dtype)
-    matmul_before = matmul_gflops(device, torch_dtype, options["matmul_size"])
     train_seconds = time_training(trainer, batch, warmup, steps, device)
-    eval_seconds = time_evaluation(model, batch, warmup, steps, device)
+    eval_seconds = time_evaluation(model, batch, eval_warmup, steps, device)
+    rss_mib = peak_rss_mib()
+    gpu_mib = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     matmul_after = matmul_gflops(device, torch_dtype, options["matmul_size"])
     train_rate = batch_size * steps / train_seconds
     matmul_peak = max(matmul_before, matmul_after)
     return Row(
         config=options["config"], params=count_parameters(model), batch=batch_size, dtype=dtype, device=device.type,
-        threads=torch.get_num_threads(), warmup=warmup, steps=steps,
+        threads=torch.get_num_threads(), warmup=warmup, eval_warmup=eval_warmup, steps=steps,
         train_samples_per_s=train_rate, train_ms_per_step=1000 * train_seconds / steps,
         eval_samples_per_s=batch_size * steps / eval_seconds, eval_ms_per_step=1000 * eval_seconds / steps,
         train_gflop_per_sample=train_gflop, eval_gflop_per_sample=eval_gflop, achieved_gflops=train_gflop * train_rate,
         matmul_peak_gflops=matmul_peak, matmul_gflops_before=matmul_before, matmul_gflops_after=matmul_after,
-        percent_of_peak=100 * train_gflop * train_rate / matmul_peak, peak_rss_mib=peak_rss_mib(),
-        peak_gpu_mib=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        percent_of_peak=100 * train_gflop * train_rate / matmul_peak, peak_rss_mib=rss_mib, peak_gpu_mib=gpu_mib,
         model={k: getattr(cfg.model, k) for k in ("hidden_size", "layers", "T", "n", "N_sup", "mlp_t", "vocab_size",
                                                   "seq_len", "prefix_len")},
     )
@@ -368,7 +400,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None,
                         help="timed steps (default: 1 for paper-size presets on CPU, 10 for small ones, 30 on GPU)")
     parser.add_argument("--warmup", type=int, default=None,
-                        help="untimed steps before timing (default: 1 for paper-size presets on CPU, 2 small, 5 GPU)")
+                        help="untimed steps before timing training and eval (default: 1 before training and none "
+                             "before eval for paper-size presets on CPU, 2 for small ones, 5 on GPU)")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
                         help="forward dtype (default auto: float32 on CPU, the preset's dtype on GPU)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -406,7 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     matmul_size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
     if device.type == "cpu" and args.steps is None and any(is_paper_size(cfg) for cfg in presets):
         print("note: a paper-size step takes tens of seconds on a CPU, so those configs are timed over 1 warmup + "
-              "1 timed step (rough figures; pass --steps/--warmup for more)")
+              "1 timed training step and 1 eval step (rough figures; pass --steps/--warmup for more)")
     if args.dtype == "auto":
         print(f"dtype: {', '.join(dtypes)} (auto: float32 on CPU, the preset's own dtype on GPU; "
               "the official bf16 is a GPU choice)")
@@ -422,7 +455,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: {result}", file=sys.stderr)
             continue
         rows.append(result)
-        print(f"  {name}: {result.warmup} warmup + {result.steps} timed step(s) each for training and eval; "
+        print(f"  {name}: {result.steps} timed step(s) each for training and eval, after {result.warmup} "
+              f"(training) and {result.eval_warmup} (eval) warmup step(s); "
               f"{matmul_size}^3 {result.dtype} matmul reference {result.matmul_gflops_before:,.1f} GFLOP/s before, "
               f"{result.matmul_gflops_after:,.1f} after; {time.perf_counter() - t0:.0f} s", flush=True)
 
@@ -434,7 +468,8 @@ def main(argv: list[str] | None = None) -> None:
           "(forward + backward) with FlopCounterMode. % of matmul peak = achieved GFLOP/s over the better of the "
           "matmul references taken in the same process before and after timing (over 100% means the load on the "
           "machine changed in between). Peak RSS includes the few hundred MiB of the torch runtime.")
-    print(f"total {time.perf_counter() - start:.0f} s")
+    load = f", load average {os.getloadavg()[0]:.2f} at the end" if hasattr(os, "getloadavg") else ""
+    print(f"total {time.perf_counter() - start:.0f} s{load}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"device": device.type, "device_name": where, "torch": torch.__version__,
