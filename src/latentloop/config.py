@@ -44,6 +44,7 @@ class TrainConfig:
     out_dir: str = ""                     # empty = runs/<preset>
     threads: int = 0                      # 0 = torch's default
     device: str = "auto"                  # auto | cpu | cuda | mps
+    logger: str = "none"                  # none | wandb | tensorboard (optional packages), besides metrics.jsonl
 
 
 @dataclass

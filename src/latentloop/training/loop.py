@@ -31,6 +31,7 @@ from latentloop.models.losses import LOSSES, act_loss
 from latentloop.training.checkpoint import (RAW_WEIGHTS, load_train_state, load_weights, resolve_checkpoint,
                                            save_checkpoint, weights_for_saving)
 from latentloop.training.ema import EMA
+from latentloop.training.loggers import MetricLogger
 from latentloop.training.optim import AdamATan2, PuzzleEmbeddingSignSGD, lr_at
 
 
@@ -109,13 +110,11 @@ def train(cfg: RunConfig, progress: bool = True, resume: bool = False, log=print
     carry = resumed_carry = None
     history: list[dict[str, Any]] = []
     run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = run_dir / "metrics.jsonl"
 
     if resume:
         step, resumed_carry = _restore(run_dir, model, optimizer, sparse_opt, ema, sampler, explore_rng)
         log(f"resumed {run_dir} at step {step}")
-    elif metrics_path.exists():
-        metrics_path.unlink()
+    logger = MetricLogger(run_dir, t.logger, config=cfg.to_dict(), fresh=not resume)
 
     log(f"{cfg.name}: {cfg.model.arch} with {num_params:,} parameters on {device}, {train_split.num_examples:,} "
         f"training examples, {test_split.num_examples:,} test examples, {total_steps:,} steps")
@@ -157,8 +156,7 @@ def train(cfg: RunConfig, progress: bool = True, resume: bool = False, log=print
             record = _flush(window, step, lr, time.time() - start)
             if record:
                 history.append(record)
-                with metrics_path.open("a") as handle:
-                    handle.write(json.dumps(record) + "\n")
+                logger.log(record)
                 bar.set_postfix(loss=f"{record['train/lm_loss']:.3f}", exact=f"{record['train/exact_accuracy']:.3f}",
                                 steps=f"{record['train/steps']:.1f}")
 
@@ -169,11 +167,11 @@ def train(cfg: RunConfig, progress: bool = True, resume: bool = False, log=print
                       **{f"eval/{k}": v for k, v in final_eval.summary().items()},
                       "eval/per_step_exact_accuracy": final_eval.per_step_exact_accuracy}
             history.append(record)
-            with metrics_path.open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            logger.log(record)
             bar.write(f"step {step}: held-out exact accuracy {final_eval.exact_accuracy:.1%} "
                       f"(cells {final_eval.accuracy:.1%}) on {final_eval.num_examples:,} puzzles")
     bar.close()
+    logger.close()
     return TrainResult(run_dir=run_dir, steps=step, seconds=time.time() - start, num_params=num_params,
                        final_eval=final_eval, history=history)
 
