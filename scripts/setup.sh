@@ -11,7 +11,8 @@ TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-    if pip install --no-index "torch==$TORCH_VERSION" 2>/dev/null; then
+    if pip install --no-index --no-deps "torch==$TORCH_VERSION" 2>/dev/null; then
+        pip install "torch==$TORCH_VERSION"   # its dependencies; torch itself is already satisfied
         echo "setup: installed torch $TORCH_VERSION from a local wheel"
     elif command -v nvidia-smi >/dev/null 2>&1; then
         pip install "torch==$TORCH_VERSION"
