@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from latentloop.config import RunConfig, apply_overrides, load_preset
 from latentloop.data.format import read_split
 from latentloop.errors import ConfigError
-from latentloop.evaluation.evaluate import EvalResult, evaluate
+from latentloop.evaluation.evaluate import EvalResult, evaluate, examples
+from latentloop.evaluation.predict import predict
 from latentloop.models import build_model
 from latentloop.training.checkpoint import load_checkpoint
 from latentloop.training.loop import TrainResult, pick_device
@@ -26,8 +28,13 @@ def prepare_run(preset: str, overrides: list[str] | None = None, log=print) -> R
         if cfg.data.task != "sudoku":
             raise ConfigError(f"dataset {data_path} not found; build it first (see `latentloop data --help`)")
         from latentloop.data import sudoku
+        from latentloop.training.distributed import world_size_from_env
 
         d = cfg.data
+        if world_size_from_env() > 1:  # every rank would write the same files at the same time
+            raise ConfigError(f"dataset {data_path} not found; build it before a distributed run: latentloop data "
+                              f"sudoku --size {d.size} --num-train {d.num_train} --num-test {d.num_test} "
+                              f"--num-aug {d.num_aug} --seed {d.seed} --out {data_path}")
         log(f"generating {d.num_train:,} + {d.num_test:,} {d.size}x{d.size} Sudoku puzzles into {data_path} (seed {d.seed})")
         log(sudoku.build_generated(data_path, sudoku.shape_for_size(d.size), d.num_train, d.num_test, seed=d.seed,
                                    num_aug=d.num_aug, progress=True))
@@ -65,26 +72,45 @@ class CheckpointEval:
 
     def report(self) -> str:
         r = self.result
-        mode = "stopping each puzzle when it halts" if self.halt_early else f"running every supervision step"
+        mode = "stopping each puzzle when it halts" if self.halt_early else "running every supervision step"
         text = (f"{self.checkpoint} on {self.data} ({r.num_examples:,} puzzles, {mode}):\n"
                 f"  exact accuracy {r.exact_accuracy:.2%}, cell accuracy {r.accuracy:.2%}, "
-                f"halting accuracy {r.q_halt_accuracy:.2%}, mean steps used {r.steps:.2f}")
+                f"halting accuracy {r.q_halt_accuracy:.2%}, mean steps used {r.steps:.2f}, "
+                f"{r.examples_per_second:,.0f} puzzles/s")
         if r.per_step_exact_accuracy:
             text += "\n  exact accuracy by step: " + ", ".join(
                 f"{i}: {a:.1%}" for i, a in enumerate(r.per_step_exact_accuracy, 1))
         return text
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, steps: int | None = None,
-                        halt_early: bool = False, max_examples: int = 0, batch_size: int = 256,
-                        device: str = "auto") -> CheckpointEval:
-    model, cfg = load_checkpoint(checkpoint, pick_device(device))
+def load_eval_data(cfg: RunConfig, data: str | Path | None = None):
+    """The test split a checkpoint is evaluated on (its training data by default), checked against the model."""
     data_path = Path(data or cfg.train.data_path)
     split, meta = read_split(data_path / "test")
     if (meta.vocab_size, meta.seq_len) != (cfg.model.vocab_size, cfg.model.seq_len):
         raise ConfigError(f"{data_path} has vocab_size {meta.vocab_size} and seq_len {meta.seq_len}; the checkpoint "
                           f"was trained on vocab_size {cfg.model.vocab_size} and seq_len {cfg.model.seq_len}")
+    return split, meta, data_path
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, steps: int | None = None,
+                        halt_early: bool = False, max_examples: int = 0, batch_size: int = 256,
+                        device: str = "auto", threshold: float = 0.5,
+                        save_predictions: str | Path | None = None, trajectories: int = 1,
+                        noise: float = 0.0, config: str | Path | None = None) -> CheckpointEval:
+    """Evaluate a checkpoint; optionally save inputs, labels and predictions as .npz (for `latentloop view`).
+    An official HRM/TRM checkpoint file is read with `config` (default: the all_config.yaml beside it)."""
+    model, cfg = load_checkpoint(checkpoint, pick_device(device), config=config, data=data)
+    split, meta, data_path = load_eval_data(cfg, data)
     device_ = next(model.parameters()).device
     result = evaluate(model, split, meta, batch_size, device_, steps=steps, halt_early=halt_early,
-                      max_examples=max_examples, loss=cfg.train.loss, progress=True)
+                      max_examples=max_examples, loss=cfg.train.loss, progress=True, threshold=threshold,
+                      trajectories=trajectories, noise=noise)
+    if save_predictions:
+        batches = list(examples(split, meta, batch_size, max_examples))
+        inputs, labels, ids = (np.concatenate([b[k] for b in batches]) for k in ("inputs", "labels", "ids"))
+        pred = predict(model, inputs, ids, steps=steps, halt_early=halt_early, batch_size=batch_size,
+                       threshold=threshold)
+        np.savez_compressed(save_predictions, inputs=inputs, labels=labels, predictions=pred.tokens,
+                            steps=pred.steps, halt_probability=pred.halt_probability, vocab_size=meta.vocab_size)
     return CheckpointEval(str(checkpoint), str(data_path), result, halt_early)

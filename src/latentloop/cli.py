@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from latentloop import cli_inference
 from latentloop.errors import LatentloopError
 
 EPILOG = """examples:
@@ -60,9 +61,34 @@ def _add_eval(sub) -> None:
     p.add_argument("checkpoint")
     p.add_argument("--data", help="dataset folder (default: the one the model was trained on)")
     p.add_argument("--steps", type=int, help="supervision steps (default: the model's N_sup)")
-    p.add_argument("--halt-early", action="store_true", help="stop each puzzle when q_halt > 0")
+    p.add_argument("--halt-early", action="store_true", help="stop each puzzle when its halting head fires")
+    p.add_argument("--halt-threshold", type=float, default=0.5,
+                   help="with --halt-early: halt when sigmoid(q_halt) exceeds this (0.5 = the training rule)")
     p.add_argument("--max-examples", type=int, default=0, help="evaluate only the first N test examples")
+    p.add_argument("--save-predictions", metavar="FILE.npz", help="save inputs, labels and predictions (for view)")
+    p.add_argument("--trajectories", type=int, default=1,
+                   help="run K noisy copies per puzzle and keep the one the halting head trusts most")
+    p.add_argument("--noise", type=float, default=0.1, help="std of the noise on z for --trajectories (0.1)")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--config", help="all_config.yaml of an official HRM/TRM checkpoint file (default: beside it)")
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write a checkpoint in the official HRM/TRM layout",
+                       description="Write OUT/step_N (the state dict as the official pretrain.py saves it) and "
+                                   "OUT/all_config.yaml, which the official evaluate.py and load_checkpoint= read.")
+    p.add_argument("checkpoint", help="a run folder or checkpoint folder")
+    p.add_argument("out", help="output folder")
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="parameters, puzzle-embedding table, depth and passes of a preset or checkpoint",
+                       description="Dense parameters and the puzzle-embedding table separately (rows x dim, bytes), "
+                                   "the effective depth T(n+1)*layers and the forward passes per optimizer step. "
+                                   "For a preset, sizes come from its dataset when that exists.")
+    p.add_argument("target", help="preset name, .toml/.json config, run or checkpoint folder, or official checkpoint")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for a preset")
+    p.add_argument("--data", help="dataset of an official RoPE checkpoint (its length is not in the weights)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,8 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_train(sub)
     _add_eval(sub)
+    _add_export(sub)
+    _add_info(sub)
     p = sub.add_parser("presets", help="list the built-in presets")
     p.add_argument("name", nargs="?", help="show one preset's full configuration")
+    cli_inference.add_parsers(sub)
     p = sub.add_parser("plot", help="draw a run's training curves as a PNG")
     p.add_argument("run_dir")
     p.add_argument("-o", "--out", help="output PNG (default RUN_DIR/curves.png)")
@@ -102,20 +131,26 @@ def cmd_train(args) -> None:
 
     cfg = prepare_run(args.preset, args.overrides, log=print)
     result = train(cfg, progress=not args.no_progress, resume=args.resume)
-    print(report_training(result))
+    if result.rank == 0:  # under torchrun only rank 0 reports and draws curves.png
+        print(report_training(result))
 
 
 def cmd_eval(args) -> None:
     from latentloop.api import evaluate_checkpoint
 
     print(evaluate_checkpoint(args.checkpoint, data=args.data, steps=args.steps, halt_early=args.halt_early,
-                              max_examples=args.max_examples, batch_size=args.batch_size).report())
+                              max_examples=args.max_examples, batch_size=args.batch_size,
+                              threshold=args.halt_threshold, save_predictions=args.save_predictions,
+                              trajectories=args.trajectories, noise=args.noise, config=args.config).report())
+    if args.save_predictions:
+        print(f"wrote predictions to {args.save_predictions}")
 
 
 def cmd_presets(args) -> None:
     import json
 
     from latentloop.config import load_preset, preset_names
+    from latentloop.models import describe
 
     if args.name:
         print(json.dumps(load_preset(args.name).to_dict(), indent=2))
@@ -123,8 +158,7 @@ def cmd_presets(args) -> None:
     for name in preset_names():
         cfg = load_preset(name)
         m = cfg.model
-        kind = "TRM-MLP" if m.mlp_t else "TRM-attention"
-        print(f"{name:24s} {kind}, D={m.hidden_size}, layers={m.layers}, T={m.T}, n={m.n}, N_sup={m.N_sup}, "
+        print(f"{name:24s} {describe(m)}, D={m.hidden_size}, layers={m.layers}, T={m.T}, n={m.n}, N_sup={m.N_sup}, "
               f"batch {cfg.train.global_batch_size}, {cfg.train.epochs} epochs, data {cfg.train.data_path}")
 
 
@@ -134,7 +168,31 @@ def cmd_plot(args) -> None:
     print(f"wrote {plot_run(args.run_dir, args.out)}")
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "eval": cmd_eval, "presets": cmd_presets, "plot": cmd_plot}
+def cmd_export(args) -> None:
+    import re
+
+    from latentloop.models.official import export_official
+    from latentloop.training.checkpoint import load_checkpoint, resolve_checkpoint
+
+    model, cfg = load_checkpoint(args.checkpoint)
+    step = re.fullmatch(r"step_0*(\d+)", resolve_checkpoint(args.checkpoint).name)
+    print(f"wrote {export_official(model, cfg, args.out, int(step.group(1)) if step else 0)} and all_config.yaml")
+
+
+def cmd_info(args) -> None:
+    from latentloop.models.info import model_info, preset_info
+    from latentloop.training.checkpoint import load_checkpoint
+
+    if Path(args.target).exists() and Path(args.target).suffix not in (".toml", ".json"):
+        print(model_info(load_checkpoint(args.target, data=args.data)[0]).report())
+    else:
+        print(preset_info(args.target, args.overrides).report())
+
+
+COMMANDS = {"data": cmd_data, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "info": cmd_info,
+            "presets": cmd_presets,
+            "plot": cmd_plot,
+            **cli_inference.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,12 @@ class TrainConfig:
     threads: int = 0                      # 0 = torch's default
     device: str = "auto"                  # auto | cpu | cuda | mps
     logger: str = "none"                  # none | wandb | tensorboard (optional packages), besides metrics.jsonl
+    grad_accum_steps: int = 1             # micro-batches per optimizer step: same result, less activation memory
+    log_interval: int = 10                # optimizer steps per metrics.jsonl record
+    checkpoint_interval: int = 0          # steps between extra checkpoints; 0 = only at evaluations (and on Ctrl-C)
+    keep_last: int = 2                    # newest checkpoints kept; 0 = all
+    keep_best: str = "exact_accuracy"     # also keep the best checkpoint by this eval metric; "" = off
+    max_memory_gb: float = 0.0            # refuse to start when the memory estimate per rank is above; 0 = off
 
 
 @dataclass

@@ -1,8 +1,9 @@
-"""Held-out evaluation: run the inner model for a fixed number of supervision steps (the official protocol, N_sup)
-or stop each sample when its halting head says so, and report accuracy after every step."""
+"""Held-out evaluation: run every sample for a fixed number of supervision steps (the official protocol, N_sup), or
+stop each sample when its halting head says so (continuous batching), and report accuracy."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,6 +12,7 @@ from tqdm.auto import tqdm
 
 from latentloop.data.format import DatasetMetadata, PuzzleSplit
 from latentloop.data.sampler import test_batches
+from latentloop.evaluation.predict import predict_halting, predict_trajectories
 from latentloop.models.act import ACT
 from latentloop.models.losses import IGNORE_LABEL, LOSSES
 
@@ -23,9 +25,12 @@ class EvalResult:
     lm_loss: float                      # mean per-sequence loss at the stopping step
     steps: float                        # mean supervision steps used
     num_examples: int
-    per_step_exact_accuracy: list[float] = field(default_factory=list)   # all samples stopped at step s (fixed-step mode)
-    predictions: np.ndarray | None = None                               # [N, seq_len] token ids, if asked
-    halt_probability: np.ndarray | None = None                          # [N] sigmoid(q_halt) at the stopping step
+    seconds: float = 0.0                # wall time of the model work
+    per_step_exact_accuracy: list[float] = field(default_factory=list)   # all samples stopped at step s (fixed mode)
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.num_examples / self.seconds if self.seconds else float("nan")
 
     def summary(self) -> dict[str, float]:
         return {"exact_accuracy": self.exact_accuracy, "accuracy": self.accuracy,
@@ -33,73 +38,88 @@ class EvalResult:
                 "num_examples": self.num_examples}
 
 
+def _sequence_scores(preds: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sequence: all supervised tokens right, and the share of supervised tokens right."""
+    mask = labels != IGNORE_LABEL
+    counts = mask.sum(-1)
+    correct = (mask & (preds == labels)).sum(-1)
+    return correct == counts, correct / counts.clamp_min(1)
+
+
 @torch.no_grad()
 def evaluate(model: ACT, split: PuzzleSplit, metadata: DatasetMetadata, batch_size: int, device: torch.device,
              steps: int | None = None, halt_early: bool = False, max_examples: int = 0,
-             loss: str = "stablemax_cross_entropy", keep_predictions: bool = False,
-             progress: bool = False) -> EvalResult:
+             loss: str = "stablemax_cross_entropy", progress: bool = False, threshold: float = 0.5,
+             trajectories: int = 1, noise: float = 0.0, seed: int = 0) -> EvalResult:
     """Evaluate `model` on a split. `steps` defaults to the model's N_sup; `halt_early` stops a sample at the first
-    step where q_halt > 0 (its answer is frozen there) instead of always running every step."""
+    step where sigmoid(q_halt) > threshold (the answer is taken there) instead of always running every step;
+    `trajectories` > 1 runs that many noisy copies per sample and keeps the most confident (predict_trajectories)."""
     was_training = model.training
     model.eval()
-    inner = model.inner
     steps = steps or model.N_sup
     loss_fn = LOSSES[loss]
-    sums = {"exact": 0.0, "acc": 0.0, "qacc": 0.0, "loss": 0.0, "steps": 0.0}
+    batches = list(examples(split, metadata, batch_size, max_examples))
+    start = time.perf_counter()
+    if halt_early or trajectories > 1:
+        inputs, labels, ids = (np.concatenate([b[k] for b in batches]) for k in ("inputs", "labels", "ids"))
+        if trajectories > 1:
+            pred = predict_trajectories(model, inputs, ids, steps, batch_size, trajectories, noise, seed)
+        else:
+            pred = predict_halting(model, inputs, ids, steps, batch_size, labels=labels, loss_fn=loss_fn,
+                                   threshold=threshold)
+        exact, acc = _sequence_scores(torch.as_tensor(pred.tokens), torch.as_tensor(labels))
+        q_right = (torch.as_tensor(pred.halt_probability) >= 0.5) == exact
+        result = EvalResult(exact_accuracy=exact.float().mean().item(), accuracy=acc.mean().item(),
+                            q_halt_accuracy=q_right.float().mean().item(),
+                            lm_loss=float(pred.loss.mean()) if pred.loss is not None else float("nan"),
+                            steps=float(pred.steps.mean()), num_examples=len(inputs))
+    else:
+        result = _evaluate_fixed(model, batches, steps, loss_fn, device, progress)
+    result.seconds = time.perf_counter() - start
+    model.train(was_training)
+    return result
+
+
+def examples(split, metadata, batch_size: int, max_examples: int):
+    """The test split as unpadded numpy batches, cut at max_examples."""
+    seen = 0
+    for batch in test_batches(split, metadata, batch_size):
+        n = int(batch["num_valid"])
+        if max_examples:
+            n = min(n, max_examples - seen)
+        if n <= 0:
+            return
+        seen += n
+        yield {"inputs": batch["inputs"][:n], "labels": batch["labels"][:n], "ids": batch["puzzle_identifiers"][:n]}
+
+
+def _evaluate_fixed(model: ACT, batches, steps: int, loss_fn, device, progress: bool) -> EvalResult:
+    """Every sample runs `steps` supervision steps; accuracy is also recorded after each step."""
+    inner = model.inner
+    sums = {"exact": 0.0, "acc": 0.0, "qacc": 0.0, "loss": 0.0}
     per_step = np.zeros(steps)
     count = 0
-    preds_all, halt_all = [], []
-    total = min(split.num_examples, max_examples) if max_examples else split.num_examples
-    bar = tqdm(total=total, desc="eval", unit="puzzle", disable=not progress, leave=False)
-    for batch in test_batches(split, metadata, batch_size):
-        n_valid = int(batch["num_valid"])
-        if max_examples:
-            n_valid = min(n_valid, max_examples - count)
-        if n_valid <= 0:
-            break
-        inputs = torch.as_tensor(batch["inputs"][:n_valid], device=device)
-        labels = torch.as_tensor(batch["labels"][:n_valid], device=device)
-        ids = torch.as_tensor(batch["puzzle_identifiers"][:n_valid], device=device)
-        mask = labels != IGNORE_LABEL
-        counts = mask.sum(-1)
-        state = inner.initial_state(n_valid, device)
-        done = torch.zeros(n_valid, dtype=torch.bool, device=device)
-        used = torch.full((n_valid,), steps, dtype=torch.long, device=device)
-        final_logits = None
-        final_q = torch.zeros(n_valid, device=device)
+    bar = tqdm(total=sum(len(b["inputs"]) for b in batches), desc="eval", unit="puzzle", disable=not progress,
+               leave=False)
+    for batch in batches:
+        inputs = torch.as_tensor(batch["inputs"], device=device)
+        labels = torch.as_tensor(batch["labels"], device=device)
+        ids = torch.as_tensor(batch["ids"], device=device)
+        state = inner.initial_state(len(inputs), device)
         for s in range(steps):
             state, out = inner(state, inputs, ids)
-            correct = mask & (out.logits.argmax(-1) == labels)
-            seq_correct = correct.sum(-1) == counts
-            per_step[s] += seq_correct.sum().item()
-            stop_now = ~done if s == steps - 1 else (~done & (out.q_halt > 0) if halt_early else torch.zeros_like(done))
-            if final_logits is None:
-                final_logits = out.logits.clone()
-            final_logits[stop_now] = out.logits[stop_now]
-            final_q[stop_now] = out.q_halt[stop_now]
-            used[stop_now] = s + 1
-            done |= stop_now
-            if halt_early and bool(done.all()):
-                break  # every sample has halted: later steps would change no reported answer
-        correct = mask & (final_logits.argmax(-1) == labels)
-        seq_correct = correct.sum(-1) == counts
-        divisor = counts.clamp_min(1)
-        sums["exact"] += seq_correct.sum().item()
-        sums["acc"] += (correct.sum(-1) / divisor).sum().item()
-        sums["qacc"] += ((final_q >= 0) == seq_correct).sum().item()
-        sums["loss"] += (loss_fn(final_logits, labels).sum(-1) / divisor).sum().item()
-        sums["steps"] += used.sum().item()
-        if keep_predictions:
-            preds_all.append(final_logits.argmax(-1).cpu().numpy())
-            halt_all.append(torch.sigmoid(final_q).cpu().numpy())
-        count += n_valid
-        bar.update(n_valid)
+            exact, _ = _sequence_scores(out.logits.argmax(-1), labels)
+            per_step[s] += exact.sum().item()
+        exact, acc = _sequence_scores(out.logits.argmax(-1), labels)
+        divisor = (labels != IGNORE_LABEL).sum(-1).clamp_min(1)
+        sums["exact"] += exact.sum().item()
+        sums["acc"] += acc.sum().item()
+        sums["qacc"] += ((out.q_halt >= 0) == exact).sum().item()
+        sums["loss"] += (loss_fn(out.logits, labels).sum(-1) / divisor).sum().item()
+        count += len(inputs)
+        bar.update(len(inputs))
     bar.close()
-    model.train(was_training)
     n = max(count, 1)
-    return EvalResult(
-        exact_accuracy=sums["exact"] / n, accuracy=sums["acc"] / n, q_halt_accuracy=sums["qacc"] / n,
-        lm_loss=sums["loss"] / n, steps=sums["steps"] / n, num_examples=count,
-        per_step_exact_accuracy=[] if halt_early else (per_step / n).tolist(),
-        predictions=np.concatenate(preds_all) if preds_all else None,
-        halt_probability=np.concatenate(halt_all) if halt_all else None)
+    return EvalResult(exact_accuracy=sums["exact"] / n, accuracy=sums["acc"] / n, q_halt_accuracy=sums["qacc"] / n,
+                      lm_loss=sums["loss"] / n, steps=float(steps), num_examples=count,
+                      per_step_exact_accuracy=(per_step / n).tolist())

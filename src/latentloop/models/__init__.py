@@ -4,22 +4,47 @@ from __future__ import annotations
 
 from latentloop.errors import ConfigError
 from latentloop.models.act import ACT, Carry
-from latentloop.models.config import ModelConfig
+from latentloop.models.baseline import TransformerBaseline
+from latentloop.models.config import ARCHS, Z_MODES, ModelConfig
+from latentloop.models.hrm import HRM
 from latentloop.models.trm import TRM
 
-ARCHITECTURES = {"trm": TRM}
+ARCHITECTURES = {"trm": TRM, "hrm": HRM, "baseline": TransformerBaseline}
+
+
+def check_config(cfg: ModelConfig) -> None:
+    """Reject impossible or silently ignored settings with one line that says what to change."""
+    if cfg.arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture {cfg.arch!r}; available: {', '.join(ARCHS)}")
+    if not cfg.mlp_t and cfg.pos_encodings == "rope" and (cfg.hidden_size // cfg.num_heads) % 2:
+        raise ConfigError(f"RoPE needs an even head size; hidden_size {cfg.hidden_size} / num_heads {cfg.num_heads} "
+                          f"gives {cfg.hidden_size // cfg.num_heads}")
+    if not cfg.mlp_t and not 0 < cfg.num_heads <= cfg.hidden_size:
+        raise ConfigError(f"num_heads must lie in 1..hidden_size ({cfg.hidden_size}), got {cfg.num_heads}")
+    if cfg.mlp_t and cfg.pos_encodings == "rope":
+        raise ConfigError("mlp_t=true mixes positions with an MLP; set pos_encodings=none (or learned)")
+    if cfg.z_mode not in Z_MODES:
+        raise ConfigError(f"unknown z_mode {cfg.z_mode!r}; use one of {', '.join(Z_MODES)}")
+    if cfg.z_mode == "multiscale" and not 1 <= cfg.n <= cfg.num_z:
+        raise ConfigError(f"z_mode=multiscale updates one of num_z={cfg.num_z} latents per latent step: "
+                          f"n ({cfg.n}) must lie in 1..num_z")
+    trm_only = [k for k, on in (("one_step_grad", cfg.one_step_grad), ("separate_nets", cfg.separate_nets),
+                                ("z_mode", cfg.z_mode != "yz")) if on]
+    if cfg.arch != "trm" and trm_only:
+        raise ConfigError(f"{', '.join(trm_only)} {'is a TRM option' if len(trm_only) == 1 else 'are TRM options'}; "
+                          f"arch={cfg.arch} would ignore it")
+    if cfg.arch != "baseline" and (cfg.T < 1 or cfg.n < 1):
+        raise ConfigError(f"T and n must be at least 1, got T={cfg.T}, n={cfg.n}")
+    if cfg.layers < 1 or (cfg.arch == "hrm" and cfg.H_layers < 1):
+        raise ConfigError("every reasoning module needs at least one layer")
 
 
 def build_model(cfg: ModelConfig) -> ACT:
-    """Build the ACT-wrapped model named by cfg.arch."""
-    if cfg.arch not in ARCHITECTURES:
-        raise ConfigError(f"unknown architecture {cfg.arch!r}; available: {', '.join(sorted(ARCHITECTURES))}")
-    if not cfg.mlp_t and cfg.hidden_size % cfg.num_heads:
-        raise ConfigError(f"hidden_size {cfg.hidden_size} is not divisible by num_heads {cfg.num_heads}")
-    if cfg.mlp_t and cfg.pos_encodings == "rope":
-        raise ConfigError("mlp_t=true mixes positions with an MLP; set pos_encodings=none (or learned)")
+    """Build the ACT-wrapped model named by cfg.arch; act_continue selects HRM's halting and Q-continue target."""
+    check_config(cfg)
     inner = ARCHITECTURES[cfg.arch](cfg)
-    return ACT(inner, N_sup=cfg.N_sup, exploration_prob=cfg.halt_exploration_prob, halt_rule="q_halt")
+    return ACT(inner, N_sup=cfg.N_sup, exploration_prob=cfg.halt_exploration_prob,
+               halt_rule="q_halt_vs_continue" if cfg.act_continue else "q_halt", q_continue_target=cfg.act_continue)
 
 
 def count_parameters(model) -> int:
@@ -27,4 +52,16 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["ACT", "Carry", "ModelConfig", "TRM", "build_model", "count_parameters"]
+def describe(cfg: ModelConfig) -> str:
+    """A short human name for a configuration, e.g. "HRM", "TRM-MLP (single z)", "baseline (8 layers)"."""
+    if cfg.arch == "hrm":
+        return "HRM" + ("-MLP" if cfg.mlp_t else "")
+    if cfg.arch == "baseline":
+        return f"baseline ({cfg.layers} layers)"
+    extras = [name for name, on in (("1-step grad", cfg.one_step_grad), ("separate nets", cfg.separate_nets),
+                                    (f"{cfg.z_mode} z", cfg.z_mode != "yz"), ("ACT continue", cfg.act_continue)) if on]
+    return ("TRM-MLP" if cfg.mlp_t else "TRM-attention") + (f" ({', '.join(extras)})" if extras else "")
+
+
+__all__ = ["ACT", "Carry", "HRM", "ModelConfig", "TRM", "TransformerBaseline", "build_model", "check_config",
+           "count_parameters", "describe"]

@@ -48,8 +48,11 @@ class ACT(nn.Module):
                      halted=torch.ones(size, dtype=torch.bool, device=device),
                      data={k: torch.empty_like(v) for k, v in batch.items()})
 
-    def forward(self, carry: Carry, batch: dict[str, torch.Tensor],
-                generator: torch.Generator | None = None) -> tuple[Carry, dict[str, torch.Tensor]]:
+    def forward(self, carry: Carry, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None,
+                rows: tuple[int, int] | None = None) -> tuple[Carry, dict[str, torch.Tensor]]:
+        """One supervision step. `rows=(first, total)` says this batch is rows first.. of a global batch of `total`:
+        exploration then draws for all `total` rows and keeps this slice, so a row's random numbers do not depend on
+        how the global batch is split across ranks or micro-batches."""
         halted = carry.halted
         state = self.inner.reset(carry.state, halted)
         steps = torch.where(halted, 0, carry.steps)
@@ -68,8 +71,10 @@ class ACT(nn.Module):
                 else:
                     new_halted = new_halted | (out.q_halt > out.q_continue)
                 # Exploration: with probability p a row must run at least U{2..N_sup} steps before it may halt.
-                explore = torch.rand(steps.shape, generator=generator, device=steps.device) < self.exploration_prob
-                min_steps = torch.randint(2, self.N_sup + 1, steps.shape, generator=generator, device=steps.device)
+                first, total = rows or (0, steps.shape[0])
+                mine = slice(first, first + steps.shape[0])
+                explore = torch.rand(total, generator=generator, device=steps.device)[mine] < self.exploration_prob
+                min_steps = torch.randint(2, self.N_sup + 1, (total,), generator=generator, device=steps.device)[mine]
                 new_halted = new_halted & (steps >= explore * min_steps)
                 if self.q_continue_target:
                     # Q-learning target from one more no-grad step on the same data (no replay, no target net).

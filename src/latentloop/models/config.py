@@ -1,4 +1,16 @@
-"""Architecture hyperparameters, named as in the papers (T, n, N_sup); official key names are aliases (config.py)."""
+"""Architecture hyperparameters, named as in the papers (T, n, N_sup); official key names are aliases (config.py).
+
+One config describes every architecture (`arch`):
+
+* ``trm``: the Tiny Recursive Model. Its ablations (TRM paper, Tables 1-3) are options of the same model:
+  ``one_step_grad``, ``separate_nets``, ``z_mode`` (+ ``num_z``), ``act_continue``, and any ``layers``, T, n.
+* ``hrm``: the Hierarchical Reasoning Model. T = H_cycles (high-level updates per step), n = L_cycles (low-level
+  updates per high-level update), ``layers`` = L_layers (the L-module) and ``H_layers`` (the H-module).
+  The official recipe also sets ``act_continue=true`` and ``puzzle_emb_len=0`` (one prefix position): see the
+  hrm-* presets.
+* ``baseline``: the papers' "Direct pred" row, a ``layers``-deep Transformer applied once per supervision step.
+  T, n and H_layers are unused.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +18,33 @@ from dataclasses import dataclass
 
 import torch
 
+ARCHS = ("trm", "hrm", "baseline")
+Z_MODES = ("yz", "single", "multiscale")
+
 
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild a model; saved next to every checkpoint."""
 
-    arch: str = "trm"
+    arch: str = "trm"               # trm | hrm | baseline
     vocab_size: int = 11
     seq_len: int = 81
     num_puzzle_identifiers: int = 1
     hidden_size: int = 512
     num_heads: int = 8
     expansion: float = 4.0
-    layers: int = 2                 # official: L_layers
+    layers: int = 2                 # official: L_layers (TRM's net, HRM's L-module, the baseline's depth)
     H_layers: int = 4               # HRM's high-level module; TRM ignores it, as the official code does
     T: int = 3                      # official: H_cycles; outer recursions per supervision step
     n: int = 6                      # official: L_cycles; latent updates per recursion
     N_sup: int = 16                 # official: halt_max_steps; supervision steps
     halt_exploration_prob: float = 0.1
+    act_continue: bool = False      # HRM's ACT: halt when q_halt > q_continue, train q_continue (official:
+                                    # not no_ACT_continue); costs one more forward pass per step
+    one_step_grad: bool = False     # TRM ablation: backprop only the last z and y updates (HRM's 1-step gradient)
+    separate_nets: bool = False     # TRM ablation: y is updated by its own network (f_H), z by `net` (f_L)
+    z_mode: str = "yz"              # TRM ablation (Table 2): yz | single (only z) | multiscale (num_z latents)
+    num_z: int = 6                  # latents of z_mode=multiscale (official trm_hier6: 6; needs n <= num_z)
     mlp_t: bool = False             # TRM-MLP: token-mixing SwiGLU instead of attention
     pos_encodings: str = "rope"     # rope | learned | none
     puzzle_emb_ndim: int = 512      # 0 disables the puzzle embedding
@@ -46,3 +67,22 @@ class ModelConfig:
     @property
     def num_positions(self) -> int:
         return self.seq_len + self.prefix_len
+
+    @property
+    def network_calls(self) -> int:
+        """Network applications per supervision step (TRM, HRM: T(n+1); the baseline: 1)."""
+        return 1 if self.arch == "baseline" else self.T * (self.n + 1)
+
+    @property
+    def depth(self) -> int:
+        """Effective depth per supervision step in layers, the TRM paper's T(n+1)*layers (HRM: T*n*L + T*H)."""
+        if self.arch == "baseline":
+            return self.layers
+        if self.arch == "hrm":
+            return self.T * self.n * self.layers + self.T * self.H_layers
+        return self.network_calls * self.layers
+
+    @property
+    def forward_passes(self) -> int:
+        """Forward passes per optimizer step (the TRM paper's NFP): 2 with the Q-continue target, else 1."""
+        return 2 if self.act_continue else 1

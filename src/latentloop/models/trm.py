@@ -1,11 +1,14 @@
 """Tiny Recursive Model (Jolicoeur-Martineau, 2025): one tiny network refines an answer y through a latent z.
 
-Read top to bottom: input encoding, the recursion of the paper's pseudocode, then the heads. The ACT/deep-supervision
-wrapper lives in act.py and the losses in losses.py, as in the official code.
+Read top to bottom: input encoding, the parts every inner model shares (`RecurrentModel`), then TRM's recursion as in
+the paper's pseudocode, with the paper's ablations (Tables 1-3) as options of the same class. The ACT/deep-supervision
+wrapper lives in act.py and the losses in losses.py, as in the official code; HRM (hrm.py) and the direct-prediction
+baseline (baseline.py) reuse the shared parts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -17,13 +20,32 @@ from latentloop.layers.init import trunc_normal_
 from latentloop.layers.puzzle_embedding import PuzzleEmbedding
 from latentloop.models.config import ModelConfig
 
+CosSin = tuple[torch.Tensor, torch.Tensor] | None
+
 
 @dataclass
 class TRMState:
-    """The recurrent state carried between supervision steps: answer y (official z_H) and latent z (official z_L)."""
+    """The recurrent state carried between supervision steps: answer y (official z_H) and latent z (official z_L).
+
+    HRM carries the same pair (y = z_H, z = z_L). With z_mode="multiscale", z is [B, num_z, positions, D].
+    """
 
     y: torch.Tensor
     z: torch.Tensor
+
+
+@dataclass
+class LatentState:
+    """TRM with a single z (Table 2's "single z"): the latent is also what the heads read (official z_L)."""
+
+    z: torch.Tensor
+
+
+@dataclass
+class AnswerState:
+    """The direct-prediction baseline carries only its output state (official z_H)."""
+
+    y: torch.Tensor
 
 
 @dataclass
@@ -61,57 +83,63 @@ class InputEncoder(nn.Module):
             x = 0.707106781 * (x + self.embed_pos.embedding_weight.to(cfg.dtype))
         return self.scale * x
 
-    def cos_sin(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def cos_sin(self) -> CosSin:
         return self.rotary_emb() if self.cfg.pos_encodings == "rope" else None
 
 
-class TRM(nn.Module):
-    """The recursion of TRM for one supervision step, with the official parameter layout and initialisation."""
+class RecurrentModel(nn.Module):
+    """What every inner model shares: the input encoder, the output heads, the fixed initial states, and the
+    interface the ACT wrapper, the training loop and evaluation use (`initial_state`, `reset`, `forward`,
+    `puzzle_emb`). Subclasses set `State` (a dataclass of tensors) and register one `<field>_init` buffer per field.
+    """
+
+    State: type = TRMState
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = InputEncoder(cfg)
-        self.net = ReasoningModule(
-            cfg.layers, width=cfg.hidden_size, num_heads=cfg.num_heads, expansion=cfg.expansion,
-            num_positions=cfg.num_positions, mixer="mlp" if cfg.mlp_t else "attention", eps=cfg.rms_norm_eps)
-        self.lm_head = Linear(cfg.hidden_size, cfg.vocab_size)
-        self.q_head = Linear(cfg.hidden_size, 2, bias=True)
+
+    def reasoning_module(self, num_layers: int) -> ReasoningModule:
+        """A stack of `num_layers` shared blocks: attention, or TRM-MLP's token mixing when cfg.mlp_t."""
+        cfg = self.cfg
+        return ReasoningModule(num_layers, width=cfg.hidden_size, num_heads=cfg.num_heads, expansion=cfg.expansion,
+                               num_positions=cfg.num_positions, mixer="mlp" if cfg.mlp_t else "attention",
+                               eps=cfg.rms_norm_eps)
+
+    def add_heads(self) -> None:
+        self.lm_head = Linear(self.cfg.hidden_size, self.cfg.vocab_size)
+        self.q_head = Linear(self.cfg.hidden_size, 2, bias=True)
         with torch.no_grad():  # Q starts near "never halt" (sigmoid(-5) = 0.007) so bootstrapping is stable.
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5.0)
-        # Fixed, untrained initial states (buffers, saved with the weights).
-        self.register_buffer("y_init", trunc_normal_(torch.empty(cfg.hidden_size, dtype=cfg.dtype), std=1.0))
-        self.register_buffer("z_init", trunc_normal_(torch.empty(cfg.hidden_size, dtype=cfg.dtype), std=1.0))
 
-    def initial_state(self, batch_size: int, device: torch.device | str) -> TRMState:
-        shape = (batch_size, self.cfg.num_positions, self.cfg.hidden_size)
-        return TRMState(y=self.y_init.to(device).expand(shape).clone(), z=self.z_init.to(device).expand(shape).clone())
+    def add_initial_state(self, name: str, *leading: int) -> None:
+        """A fixed, untrained initial state (a buffer saved with the weights): one D-vector, or `leading` of them."""
+        init = trunc_normal_(torch.empty(*leading, self.cfg.hidden_size, dtype=self.cfg.dtype), std=1.0)
+        self.register_buffer(f"{name}_init", init)
 
-    def reset(self, state: TRMState, reset: torch.Tensor) -> TRMState:
+    def _initial(self, name: str) -> torch.Tensor:
+        """The `<name>_init` buffer shaped to broadcast over [B, *leading, positions, D]."""
+        return getattr(self, f"{name}_init").unsqueeze(-2)
+
+    def initial_state(self, batch_size: int, device: torch.device | str):
+        fields = {}
+        for f in dataclasses.fields(self.State):
+            init = self._initial(f.name).to(device)
+            fields[f.name] = init.expand(batch_size, *init.shape[:-2], self.cfg.num_positions, -1).clone()
+        return self.State(**fields)
+
+    def reset(self, state, reset: torch.Tensor):
         """Start rows where `reset` is True from the fixed initial states; keep the others."""
-        mask = reset.view(-1, 1, 1)
-        return TRMState(y=torch.where(mask, self.y_init, state.y), z=torch.where(mask, self.z_init, state.z))
-
-    def latent_recursion(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, cos_sin) -> tuple[torch.Tensor, torch.Tensor]:
-        """n latent updates z <- net(x, y, z), then one answer update y <- net(y, z) (x absent: the task switch)."""
-        for _ in range(self.cfg.n):
-            z = self.net(z, y + x, cos_sin)
-        y = self.net(y, z, cos_sin)
-        return y, z
-
-    def forward(self, state: TRMState, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> tuple[TRMState, StepOutput]:
-        """One supervision step: T-1 recursions without gradient, then one with gradient; heads read y."""
-        x = self.encoder(inputs, puzzle_identifiers)
-        cos_sin = self.encoder.cos_sin()
-        y, z = state.y, state.z
-        with torch.no_grad():
-            for _ in range(self.cfg.T - 1):
-                y, z = self.latent_recursion(x, y, z, cos_sin)
-        y, z = self.latent_recursion(x, y, z, cos_sin)
-        return TRMState(y=y.detach(), z=z.detach()), self.heads(y)
+        fields = {}
+        for f in dataclasses.fields(self.State):
+            value = getattr(state, f.name)
+            fields[f.name] = torch.where(reset.view((-1,) + (1,) * (value.ndim - 1)), self._initial(f.name), value)
+        return self.State(**fields)
 
     def heads(self, y: torch.Tensor) -> StepOutput:
+        """Logits for the token positions (prefix dropped) and the two Q logits from position 0."""
         logits = self.lm_head(y)[:, self.cfg.prefix_len:]
         q = self.q_head(y[:, 0]).float()
         return StepOutput(logits=logits, q_halt=q[..., 0], q_continue=q[..., 1])
@@ -119,3 +147,61 @@ class TRM(nn.Module):
     @property
     def puzzle_emb(self) -> PuzzleEmbedding | None:
         return getattr(self.encoder, "puzzle_emb", None)
+
+
+class TRM(RecurrentModel):
+    """The recursion of TRM for one supervision step, with the official parameter layout and initialisation.
+
+    Ablations (cfg): `one_step_grad` backprops only the last z and y updates; `separate_nets` gives y its own network
+    `net_y` (f_H; `net` is f_L); `z_mode` "single" keeps only z (z <- net(z + x) n times, then z <- net(z)), and
+    "multiscale" keeps num_z latents, the i-th latent update writing z_i from the sum of all of them (official
+    trm_hier6). T, n and layers are free; T and n are read at every call, so they can be changed at test time.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        self.State = LatentState if cfg.z_mode == "single" else TRMState
+        self.net = self.reasoning_module(cfg.layers)
+        if cfg.separate_nets:
+            self.net_y = self.reasoning_module(cfg.layers)
+        self.add_heads()
+        if cfg.z_mode != "single":
+            self.add_initial_state("y")
+        self.add_initial_state("z", *((cfg.num_z,) if cfg.z_mode == "multiscale" else ()))
+
+    def latent_recursion(self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor, cos_sin: CosSin,
+                         grad_from: int = 0) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """n latent updates z <- net(x, y, z), then one answer update y <- net(y, z) (x absent: the task switch).
+
+        Latent updates numbered below `grad_from` run without gradient (the 1-step gradient ablation).
+        """
+        mode, grad = self.cfg.z_mode, torch.is_grad_enabled()
+        if mode == "single":
+            for i in range(self.cfg.n):
+                with torch.set_grad_enabled(grad and i >= grad_from):
+                    z = self.net(z, x, cos_sin)
+            return None, self.net(z, torch.zeros((), dtype=z.dtype, device=z.device), cos_sin)
+        net_y = self.net_y if self.cfg.separate_nets else self.net
+        if mode == "multiscale":
+            zs = list(z.unbind(1))
+            for i in range(self.cfg.n):
+                with torch.set_grad_enabled(grad and i >= grad_from):
+                    zs[i] = self.net(sum(zs[1:], zs[0]), y + x, cos_sin)
+            return net_y(y, sum(zs[1:], zs[0]), cos_sin), torch.stack(zs, 1)
+        for i in range(self.cfg.n):
+            with torch.set_grad_enabled(grad and i >= grad_from):
+                z = self.net(z, y + x, cos_sin)
+        return net_y(y, z, cos_sin), z
+
+    def forward(self, state, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> tuple[object, StepOutput]:
+        """One supervision step: T-1 recursions without gradient, then one with gradient; heads read y."""
+        x = self.encoder(inputs, puzzle_identifiers)
+        cos_sin = self.encoder.cos_sin()
+        y, z = getattr(state, "y", None), state.z
+        with torch.no_grad():
+            for _ in range(self.cfg.T - 1):
+                y, z = self.latent_recursion(x, y, z, cos_sin)
+        y, z = self.latent_recursion(x, y, z, cos_sin, grad_from=self.cfg.n - 1 if self.cfg.one_step_grad else 0)
+        if y is None:
+            return LatentState(z=z.detach()), self.heads(z)
+        return TRMState(y=y.detach(), z=z.detach()), self.heads(y)

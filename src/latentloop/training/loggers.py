@@ -13,10 +13,21 @@ class MetricLogger:
     """Appends every record to run_dir/metrics.jsonl and forwards it to the optional external logger."""
 
     def __init__(self, run_dir: Path, kind: str = "none", project: str = "latentloop", config: dict | None = None,
-                 fresh: bool = True) -> None:
+                 resume_step: int | None = None) -> None:
+        """Start metrics.jsonl afresh, or on resume keep the records up to `resume_step`: the ones a killed run
+        wrote after its last checkpoint are written again by the resumed run (a torn last line is dropped too)."""
         self.path = Path(run_dir) / "metrics.jsonl"
-        if fresh and self.path.exists():
-            self.path.unlink()
+        if resume_step is None:
+            self.path.unlink(missing_ok=True)
+        elif self.path.exists():
+            kept = []
+            for line in self.path.read_text().splitlines():
+                try:
+                    if json.loads(line)["step"] <= resume_step:
+                        kept.append(line + "\n")
+                except (ValueError, KeyError, TypeError):
+                    continue
+            self.path.write_text("".join(kept))
         self.kind = kind
         self._sink: Any = None
         if kind == "wandb":

@@ -3,13 +3,23 @@
 One optimizer step = one supervision step of the ACT carry (official-implementations.md §6): the loss of every row
 is summed, divided by the global batch size and back-propagated; AdamATan2 updates the dense weights and sign-SGD the
 puzzle-embedding rows the batch touched; the EMA follows the raw weights and is what gets evaluated and saved.
+
+Under torchrun each rank trains its contiguous slice of the global batch and the gradients are summed across ranks
+(distributed.py, §7-§8). With grad_accum_steps=k each rank's slice is cut again into k micro-batches of rows, each
+with its own part of the ACT carry, and their gradients add up before the one optimizer step. Either way every row
+sees the same data, carry and exploration draws as in one process, so the run follows the single-process trajectory
+up to floating-point summation order.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import signal
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,18 +31,22 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from latentloop.config import RunConfig
+from latentloop.config import RunConfig, TrainConfig
 from latentloop.data.format import read_split
 from latentloop.data.sampler import GroupSampler
-from latentloop.errors import ConfigError, LatentloopError
+from latentloop.errors import ConfigError, DataError, LatentloopError
 from latentloop.evaluation.evaluate import EvalResult, evaluate
 from latentloop.models import Carry, build_model, count_parameters
 from latentloop.models.losses import LOSSES, act_loss
 from latentloop.training.checkpoint import (RAW_WEIGHTS, load_train_state, load_weights, resolve_checkpoint,
                                            save_checkpoint, weights_for_saving)
+from latentloop.training.distributed import Distributed, example_range
 from latentloop.training.ema import EMA
 from latentloop.training.loggers import MetricLogger
+from latentloop.training.memory import GIB, MemoryEstimate, estimate_memory
 from latentloop.training.optim import AdamATan2, PuzzleEmbeddingSignSGD, lr_at
+
+EVAL_METRICS = ("exact_accuracy", "accuracy", "q_halt_accuracy", "lm_loss", "steps")
 
 
 @dataclass
@@ -43,6 +57,7 @@ class TrainResult:
     num_params: int
     final_eval: EvalResult | None
     history: list[dict[str, Any]] = field(default_factory=list)
+    rank: int = 0                          # under torchrun, only rank 0 reports
 
 
 def pick_device(name: str) -> torch.device:
@@ -76,24 +91,149 @@ def _fit_model_to_data(cfg: RunConfig, train_meta, test_meta) -> None:
     cfg.model.num_puzzle_identifiers = max(train_meta.num_puzzle_identifiers, test_meta.num_puzzle_identifiers)
 
 
-def train(cfg: RunConfig, progress: bool = True, resume: bool = False, log=print) -> TrainResult:
-    """Train `cfg` to completion, evaluating every `eval_interval` epochs; returns the final evaluation."""
-    t = cfg.train
+def _metric_name(key: str) -> str:
+    return key.removeprefix("eval/")
+
+
+def _check_settings(t: TrainConfig) -> None:
+    """Reject settings that would otherwise fail late, or with a traceback, before any work starts."""
+    for name in ("global_batch_size", "epochs", "eval_interval", "grad_accum_steps", "log_interval"):
+        if getattr(t, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(t, name)}")
+    for name in ("lr", "puzzle_emb_lr", "weight_decay", "puzzle_emb_weight_decay", "eval_max_examples",
+                 "eval_batch_size", "threads", "checkpoint_interval", "keep_last", "max_memory_gb"):
+        if getattr(t, name) < 0:
+            raise ConfigError(f"{name} must not be negative, got {getattr(t, name)}")
+    if not (0 <= t.beta1 < 1 and 0 <= t.beta2 < 1 and 0 <= t.ema_rate <= 1):
+        raise ConfigError(f"beta1, beta2 must lie in [0, 1) and ema_rate in [0, 1]; got {t.beta1}, {t.beta2}, "
+                          f"{t.ema_rate}")
     if t.loss not in LOSSES:
         raise ConfigError(f"unknown loss {t.loss!r}; use one of {', '.join(LOSSES)}")
     if t.epochs % t.eval_interval:
         raise ConfigError(f"epochs ({t.epochs}) must be a multiple of eval_interval ({t.eval_interval})")
+    if t.keep_best and _metric_name(t.keep_best) not in EVAL_METRICS:
+        raise ConfigError(f"keep_best={t.keep_best!r} is not an evaluation metric; use one of "
+                          f"{', '.join(EVAL_METRICS)} (or \"\" to keep only the newest)")
+
+
+def _check_memory(memory: MemoryEstimate, t: TrainConfig, local_batch: int) -> None:
+    """The max_memory_gb guard: refuse to start, and say which grad_accum_steps would fit."""
+    limit = t.max_memory_gb * GIB
+    if not limit or memory.total <= limit:
+        return
+    fits = [k for k in range(t.grad_accum_steps + 1, local_batch + 1)
+            if local_batch % k == 0 and memory.with_micro_batch(local_batch // k) <= limit]
+    hint = "lower global_batch_size or the model size"
+    if fits:
+        hint = (f"set grad_accum_steps={fits[0]} (same result, about "
+                f"{memory.with_micro_batch(local_batch // fits[0]) / GIB:.2f} GiB) or lower global_batch_size")
+    raise ConfigError(f"estimated memory per rank is {memory.total / GIB:.2f} GiB, above max_memory_gb="
+                      f"{t.max_memory_gb}; {hint}")
+
+
+def _prepare_run_dir(run_dir: Path) -> None:
+    """Fail now, in one line, if the run folder cannot be written, not at the first checkpoint hours later."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write_test_"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write to the run folder {run_dir} ({exc.strerror or exc}); "
+                          f"choose another with out_dir=FOLDER") from None
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    text = str(exc)
+    return (isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in text
+            or "can't allocate memory" in text)
+
+
+def _out_of_memory_message(step: int, t: TrainConfig, local_batch: int, memory: MemoryEstimate) -> str:
+    micro = local_batch // t.grad_accum_steps
+    more = next((k for k in range(t.grad_accum_steps + 1, local_batch + 1) if local_batch % k == 0), None)
+    fix = (f"set grad_accum_steps={more} (same result, micro-batches of {local_batch // more} rows) or lower "
+           f"global_batch_size" if more else "lower global_batch_size")
+    return (f"out of memory at step {step} with micro-batches of {micro} rows per rank (estimated "
+            f"{memory.total / GIB:.2f} GiB per rank); {fix}")
+
+
+class _StopRequest:
+    """Set by the first SIGINT (Ctrl-C) or SIGTERM (preemption): finish the step, save, stop."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+
+@contextmanager
+def _stop_requests(announce: bool) -> Iterator[_StopRequest]:
+    """Turn SIGINT and SIGTERM into a stop request for the duration of training; a second Ctrl-C aborts at once."""
+    request = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request  # signal handlers can only be installed from the main thread
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if request.signal_name is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        request.signal_name = signal.Signals(signum).name
+        if announce:
+            os.write(2, b"\nstopping after this step to save a checkpoint (Ctrl-C again to abort without saving)\n")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _quiet(*_: object) -> None:
+    """The log function of ranks other than 0."""
+
+
+def train(cfg: RunConfig, progress: bool = True, resume: bool = False, log=print) -> TrainResult:
+    """Train `cfg` to completion, evaluating every `eval_interval` epochs; returns the final evaluation.
+
+    Launched by torchrun, every rank calls this and trains its share of each batch. SIGINT (Ctrl-C) or SIGTERM
+    finishes the current step, saves a checkpoint and raises KeyboardInterrupt; `resume=True` continues from the
+    run folder's latest checkpoint exactly where it stopped.
+    """
+    t = cfg.train
+    _check_settings(t)
     if t.threads:
         torch.set_num_threads(t.threads)
-    device = pick_device(t.device)
+    job = Distributed.from_env(pick_device(t.device), t.global_batch_size, t.grad_accum_steps)
+    try:
+        with _stop_requests(announce=job.is_main) as stop:
+            result = _train(cfg, job, stop, progress, resume, log if job.is_main else _quiet)
+    except BaseException:
+        job.close(wait=False)
+        raise
+    job.close(wait=True)
+    return result
+
+
+def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool, resume: bool, log) -> TrainResult:
+    t = cfg.train
+    device = job.device
     run_dir = Path(t.out_dir or f"runs/{cfg.name}")
     train_split, train_meta = read_split(Path(t.data_path) / "train")
     test_split, test_meta = read_split(Path(t.data_path) / "test")
+    if test_split.num_examples == 0:
+        raise DataError(f"{Path(t.data_path) / 'test'} holds no examples to evaluate on")
     _fit_model_to_data(cfg, train_meta, test_meta)
+    local_batch = t.global_batch_size // job.world_size
+    micro = local_batch // t.grad_accum_steps
+    loss_fn = LOSSES[t.loss]
+    memory = estimate_memory(cfg.model, local_batch, micro, t.ema, loss_fn)
+    _check_memory(memory, t, local_batch)
+    if job.is_main:
+        _prepare_run_dir(run_dir)
 
-    seed_everything(t.seed)
+    seed_everything(t.seed)  # the same seed on every rank: rank 0's weights are broadcast anyway
     model = build_model(cfg.model).to(device)
     model.train()
+    job.broadcast_model(model)
     num_params = count_parameters(model)
     optimizer = AdamATan2(model.parameters(), lr=0.0, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
     puzzle_emb = model.inner.puzzle_emb
@@ -101,86 +241,131 @@ def train(cfg: RunConfig, progress: bool = True, resume: bool = False, log=print
                   if puzzle_emb is not None else None)
     ema = EMA(model, t.ema_rate) if t.ema else None
     sampler = GroupSampler(train_split, train_meta, t.global_batch_size, seed=t.seed,
-                           epochs_per_iter=t.eval_interval)
+                           epochs_per_iter=t.eval_interval, rank=job.rank, world_size=job.world_size)
+    # Every rank draws the exploration numbers of the whole global batch and uses its rows' share (ACT `rows`).
     explore_rng = torch.Generator(device=device).manual_seed(t.seed)
     total_steps = total_training_steps(cfg, train_meta.total_groups, train_meta.mean_puzzle_examples)
     steps_per_eval = max(1, total_steps * t.eval_interval // t.epochs)
-    loss_fn = LOSSES[t.loss]
-    step = 0
-    carry = resumed_carry = None
+    first_row = job.rank * local_batch
+    step, elapsed = 0, 0.0
+    carries: list[Carry] | None = None
+    resumed_carry: Carry | None = None
+    window: dict[str, float] = {}
     history: list[dict[str, Any]] = []
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     if resume:
-        step, resumed_carry = _restore(run_dir, model, optimizer, sparse_opt, ema, sampler, explore_rng)
+        step, resumed_carry, window, elapsed = _restore(run_dir, model, optimizer, sparse_opt, ema, sampler,
+                                                        explore_rng)
         log(f"resumed {run_dir} at step {step}")
-    logger = MetricLogger(run_dir, t.logger, config=cfg.to_dict(), fresh=not resume)
-
-    log(f"{cfg.name}: {cfg.model.arch} with {num_params:,} parameters on {device}, {train_split.num_examples:,} "
-        f"training examples, {test_split.num_examples:,} test examples, {total_steps:,} steps")
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    start = time.time()
+    ranks = f" x {job.world_size} ranks" if job.world_size > 1 else ""
+    log(f"{cfg.name}: {cfg.model.arch} with {num_params:,} parameters on {device}{ranks}, "
+        f"{train_split.num_examples:,} training examples, {test_split.num_examples:,} test examples, "
+        f"{total_steps:,} steps")
+    log(memory.report())
+    logger = None
+    if job.is_main:
+        logger = MetricLogger(run_dir, t.logger, config=cfg.to_dict(), resume_step=step if resume else None)
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    start = time.time() - elapsed
     final_eval: EvalResult | None = None
-    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not (progress and job.is_main),
+               dynamic_ncols=True)
     batches = iter(sampler)
-    window: dict[str, float] = {}
-    while step < total_steps:
-        batch = {k: torch.as_tensor(v, device=device) for k, v in next(batches).items()}
-        if carry is None:
-            carry = model.initial_carry(batch) if resumed_carry is None else _carry_to(resumed_carry, device)
-        step += 1
-        lr = lr_at(step, t.lr, t.lr_warmup_steps, total_steps, t.lr_min_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        if sparse_opt is not None:
-            for group in sparse_opt.param_groups:
-                group["lr"] = lr_at(step, t.puzzle_emb_lr, t.lr_warmup_steps, total_steps, t.lr_min_ratio)
+    try:
+        while step < total_steps:
+            batch = {k: torch.as_tensor(v, device=device) for k, v in next(batches).items()}
+            micro_batches = [{k: v[i * micro:(i + 1) * micro] for k, v in batch.items()}
+                             for i in range(t.grad_accum_steps)]
+            if carries is None:
+                carries = ([model.initial_carry(b) for b in micro_batches] if resumed_carry is None
+                           else _split_carry(resumed_carry, first_row, micro, t.grad_accum_steps, device))
+            step += 1
+            lr = lr_at(step, t.lr, t.lr_warmup_steps, total_steps, t.lr_min_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if sparse_opt is not None:
+                for group in sparse_opt.param_groups:
+                    group["lr"] = lr_at(step, t.puzzle_emb_lr, t.lr_warmup_steps, total_steps, t.lr_min_ratio)
 
-        carry, outputs = model(carry, batch, generator=explore_rng)
-        loss, metrics = act_loss(outputs, carry.data["labels"], carry.halted, carry.steps, loss_fn)
-        (loss / t.global_batch_size).backward()
-        if not math.isfinite(loss.item()):
-            raise LatentloopError(f"loss became {loss.item()} at step {step}; stopped before the update, the last "
-                                  f"good checkpoint is in {run_dir / 'checkpoints'}")
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if sparse_opt is not None:
-            sparse_opt.step()
-            sparse_opt.zero_grad()
-        if ema is not None:
-            ema.update(model)
+            explore_state = explore_rng.get_state()
+            sums: dict[str, torch.Tensor] = {}
+            try:
+                for i, micro_batch in enumerate(micro_batches):
+                    explore_rng.set_state(explore_state)  # each micro-batch takes its rows of the same draw
+                    carries[i], outputs = model(carries[i], micro_batch, generator=explore_rng,
+                                                rows=(first_row + i * micro, t.global_batch_size))
+                    loss, metrics = act_loss(outputs, carries[i].data["labels"], carries[i].halted,
+                                             carries[i].steps, loss_fn)
+                    (loss / t.global_batch_size).backward()
+                    if sparse_opt is not None:
+                        sparse_opt.collect()
+                    for key, value in {"total_loss": loss.detach(), **metrics}.items():
+                        sums[key] = sums[key] + value.double() if key in sums else value.double()
+            except RuntimeError as exc:
+                if not _is_out_of_memory(exc):
+                    raise
+                raise LatentloopError(_out_of_memory_message(step, t, local_batch, memory)) from None
+            flag = torch.tensor(1.0 if stop.signal_name else 0.0, dtype=torch.float64, device=device)
+            reduced = job.all_reduce_sum(torch.stack([*sums.values(), flag])).tolist()
+            values = dict(zip(sums, reduced))
+            stopping = reduced[-1] > 0
+            total_loss = values.pop("total_loss")
+            if not math.isfinite(total_loss):
+                raise LatentloopError(f"loss became {total_loss} at step {step}; stopped before the update, the last "
+                                      f"good checkpoint is in {run_dir / 'checkpoints'}")
+            job.all_reduce_gradients(list(model.parameters()))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if sparse_opt is not None:
+                sparse_opt.step()
+                sparse_opt.zero_grad()
+            if ema is not None:
+                ema.update(model)
 
-        _accumulate(window, metrics, t.global_batch_size)
-        bar.update(1)
-        if step % 10 == 0 or step == total_steps:
-            record = _flush(window, step, lr, time.time() - start)
-            if record:
+            _accumulate(window, values, t.global_batch_size)
+            bar.update(1)
+            if step % t.log_interval == 0 or step == total_steps:
+                record = _flush(window, step, lr, time.time() - start)
+                if record:
+                    history.append(record)
+                    if logger is not None:
+                        logger.log(record)
+                    bar.set_postfix(loss=f"{record['train/lm_loss']:.3f}",
+                                    exact=f"{record['train/exact_accuracy']:.3f}",
+                                    steps=f"{record['train/steps']:.1f}")
+
+            evaluating = step % steps_per_eval == 0 or step == total_steps
+            if evaluating:
+                final_eval = _evaluate(cfg, model, ema, test_split, test_meta, job)
+                record = {"step": step, "time": round(time.time() - start, 2),
+                          **{f"eval/{k}": v for k, v in final_eval.summary().items()},
+                          "eval/per_step_exact_accuracy": final_eval.per_step_exact_accuracy}
                 history.append(record)
-                logger.log(record)
-                bar.set_postfix(loss=f"{record['train/lm_loss']:.3f}", exact=f"{record['train/exact_accuracy']:.3f}",
-                                steps=f"{record['train/steps']:.1f}")
-
-        if step % steps_per_eval == 0 or step == total_steps:
-            final_eval = _evaluate_and_save(cfg, run_dir, step, model, optimizer, sparse_opt, ema, sampler,
-                                            explore_rng, carry, test_split, test_meta, device)
-            record = {"step": step, "time": round(time.time() - start, 2),
-                      **{f"eval/{k}": v for k, v in final_eval.summary().items()},
-                      "eval/per_step_exact_accuracy": final_eval.per_step_exact_accuracy}
-            history.append(record)
-            logger.log(record)
-            bar.write(f"step {step}: held-out exact accuracy {final_eval.exact_accuracy:.1%} "
-                      f"(cells {final_eval.accuracy:.1%}) on {final_eval.num_examples:,} puzzles")
-    bar.close()
-    logger.close()
+                if logger is not None:
+                    logger.log(record)
+                    bar.write(f"step {step}: held-out exact accuracy {final_eval.exact_accuracy:.1%} "
+                              f"(cells {final_eval.accuracy:.1%}) on {final_eval.num_examples:,} puzzles")
+            if evaluating or stopping or (t.checkpoint_interval and step % t.checkpoint_interval == 0):
+                saved = _save(cfg, run_dir, step, model, optimizer, sparse_opt, ema, sampler, explore_rng, carries,
+                              window, time.time() - start, job, final_eval.summary() if evaluating else None)
+            if stopping:
+                job.barrier()  # every rank leaves together, after rank 0 has written the checkpoint
+                log(f"stopped by {stop.signal_name or 'another rank'} at step {step}: saved {saved}; continue "
+                    f"with `latentloop train ... --resume`")
+                raise KeyboardInterrupt
+    finally:
+        bar.close()
+        if logger is not None:
+            logger.close()
     return TrainResult(run_dir=run_dir, steps=step, seconds=time.time() - start, num_params=num_params,
-                       final_eval=final_eval, history=history)
+                       final_eval=final_eval, history=history, rank=job.rank)
 
 
-def _accumulate(window: dict[str, float], metrics: dict[str, torch.Tensor], global_batch_size: int) -> None:
+def _accumulate(window: dict[str, float], metrics: dict[str, float], global_batch_size: int) -> None:
     """Sum metrics over logging steps; losses are per sample of the global batch, as the official code logs them."""
     for key, value in metrics.items():
         scale = 1.0 / global_batch_size if key.endswith("_loss") else 1.0
-        window[key] = window.get(key, 0.0) + float(value) * scale
+        window[key] = window.get(key, 0.0) + value * scale
     window["_calls"] = window.get("_calls", 0.0) + 1
 
 
@@ -209,37 +394,76 @@ def _evaluation_weights(model: torch.nn.Module, ema: EMA | None) -> Iterator[Non
             yield
 
 
-def _carry_to(carry: Carry, device: torch.device) -> Carry:
-    state = type(carry.state)(**{k: v.to(device) for k, v in vars(carry.state).items()})
-    return Carry(state=state, steps=carry.steps.to(device), halted=carry.halted.to(device),
-                 data={k: v.to(device) for k, v in carry.data.items()})
-
-
-def _carry_state(carry: Carry) -> dict[str, Any]:
-    """The ACT carry as plain tensors, so a resumed run continues every row exactly where it was."""
-    return {"state": {k: v.cpu() for k, v in vars(carry.state).items()}, "steps": carry.steps.cpu(),
-            "halted": carry.halted.cpu(), "data": {k: v.cpu() for k, v in carry.data.items()}}
-
-
-def _evaluate_and_save(cfg: RunConfig, run_dir: Path, step: int, model, optimizer, sparse_opt, ema, sampler,
-                       explore_rng, carry: Carry, test_split, test_meta, device) -> EvalResult:
+def _evaluate(cfg: RunConfig, model, ema: EMA | None, split, meta, job: Distributed) -> EvalResult:
+    """Each rank evaluates a contiguous share of the test examples; the results are combined on every rank."""
     t = cfg.train
+    total = min(split.num_examples, t.eval_max_examples) if t.eval_max_examples else split.num_examples
+    start, end = job.rows(total)
+    batch_size = max(1, -(-(t.eval_batch_size or t.global_batch_size) // job.world_size))
+    local = None
+    if end > start:
+        with _evaluation_weights(model, ema):
+            local = evaluate(model, example_range(split, start, end), meta, batch_size, job.device, loss=t.loss)
+    result = job.reduce_eval(local)
+    assert result is not None  # the test split is not empty (checked at start)
+    return result
+
+
+def _cat_carries(carries: list[Carry]) -> Carry:
+    """The micro-batches' carries as one carry over this rank's rows, in row order."""
+    first = carries[0]
+    state = {k: torch.cat([vars(c.state)[k] for c in carries]) for k in vars(first.state)}
+    return Carry(state=type(first.state)(**state),
+                 steps=torch.cat([c.steps for c in carries]), halted=torch.cat([c.halted for c in carries]),
+                 data={k: torch.cat([c.data[k] for c in carries]) for k in first.data})
+
+
+def _split_carry(carry: Carry, first_row: int, micro: int, count: int, device: torch.device) -> list[Carry]:
+    """Rows first_row.. of a saved global carry, cut into `count` micro-batch carries of `micro` rows."""
+    def rows(tensor: torch.Tensor, i: int) -> torch.Tensor:
+        return tensor[first_row + i * micro:first_row + (i + 1) * micro].to(device)
+
+    return [Carry(state=type(carry.state)(**{k: rows(v, i) for k, v in vars(carry.state).items()}),
+                  steps=rows(carry.steps, i), halted=rows(carry.halted, i),
+                  data={k: rows(v, i) for k, v in carry.data.items()}) for i in range(count)]
+
+
+def _carry_state(carries: list[Carry], job: Distributed) -> dict[str, Any]:
+    """The ACT carry of the whole global batch as CPU tensors (gathered from every rank), so a resumed run continues
+    every row exactly where it was, whatever its number of ranks or micro-batches."""
+    carry = _cat_carries(carries)
+
+    def gather(tensor: torch.Tensor) -> torch.Tensor:
+        return job.gather_rows(tensor).cpu()
+
+    return {"state": {k: gather(v) for k, v in vars(carry.state).items()}, "steps": gather(carry.steps),
+            "halted": gather(carry.halted), "data": {k: gather(v) for k, v in carry.data.items()}}
+
+
+def _save(cfg: RunConfig, run_dir: Path, step: int, model, optimizer, sparse_opt, ema: EMA | None, sampler,
+          explore_rng: torch.Generator, carries: list[Carry], window: dict[str, float], seconds: float,
+          job: Distributed, metrics: dict[str, Any] | None) -> Path | None:
+    """Gather the carry from every rank (a collective, so all ranks call this); rank 0 writes the checkpoint."""
+    carry = _carry_state(carries, job)
+    if not job.is_main:
+        return None
     with _evaluation_weights(model, ema):
-        result = evaluate(model, test_split, test_meta, t.eval_batch_size or t.global_batch_size, device,
-                          max_examples=t.eval_max_examples, loss=t.loss)
         eval_weights = weights_for_saving(model)
     train_state = {"step": step, "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(),
                    "explore_rng": explore_rng.get_state(), "torch_rng": torch.get_rng_state(),
                    "ema": ema.state_dict() if ema is not None else {},
                    "sparse_optimizer": sparse_opt.state_dict() if sparse_opt is not None else {},
-                   "carry": _carry_state(carry)}
-    save_checkpoint(run_dir, step, cfg, eval_weights, raw_weights=weights_for_saving(model),
-                    train_state=train_state, metrics=result.summary())
-    return result
+                   "carry": carry, "window": dict(window), "seconds": seconds}
+    t = cfg.train
+    return save_checkpoint(run_dir, step, cfg, eval_weights, raw_weights=weights_for_saving(model),
+                           train_state=train_state, metrics=metrics, keep=t.keep_last,
+                           keep_best=_metric_name(t.keep_best))
 
 
-def _restore(run_dir: Path, model, optimizer, sparse_opt, ema, sampler, explore_rng) -> tuple[int, Carry]:
-    """Load raw weights (with the puzzle-embedding table), optimizer, EMA, sampler, RNG state and the ACT carry."""
+def _restore(run_dir: Path, model, optimizer, sparse_opt, ema, sampler,
+             explore_rng) -> tuple[int, Carry, dict[str, float], float]:
+    """Load raw weights (with the puzzle-embedding table), optimizer, EMA, sampler, RNG state, the ACT carry and
+    the unlogged metric window; every rank reads the same checkpoint (multi-node runs need a shared run folder)."""
     directory = resolve_checkpoint(run_dir)
     state = load_train_state(directory)
     load_weights(model, directory / RAW_WEIGHTS)
@@ -252,6 +476,6 @@ def _restore(run_dir: Path, model, optimizer, sparse_opt, ema, sampler, explore_
     explore_rng.set_state(state["explore_rng"])
     torch.set_rng_state(state["torch_rng"])
     saved = state["carry"]
-    carry = Carry(state=model.inner.initial_state(1, "cpu").__class__(**saved["state"]), steps=saved["steps"],
+    carry = Carry(state=type(model.inner.initial_state(1, "cpu"))(**saved["state"]), steps=saved["steps"],
                   halted=saved["halted"], data=saved["data"])
-    return int(state["step"]), carry
+    return int(state["step"]), carry, dict(state.get("window", {})), float(state.get("seconds", 0.0))

@@ -126,8 +126,9 @@ def _adam_atan2_per_tensor(params: list[torch.Tensor], grads: list[torch.Tensor]
 class PuzzleEmbeddingSignSGD(torch.optim.Optimizer):
     """Sparse sign-SGD with decoupled decay for a `PuzzleEmbedding` (the official `CastedSparseEmbeddingSignSGD`).
 
-    On `step()` the gradients on the module's `local_weights` are gathered from all ranks (local batches must have
-    equal size), summed per unique puzzle id, and each touched row gets w <- w * (1 - lr * wd) - lr * sign(sum).
+    On `step()` the gradients on the module's `local_weights` (and those set aside by `collect()`) are gathered from
+    all ranks (local batches must have equal size), summed per unique puzzle id, and each touched row gets
+    w <- w * (1 - lr * wd) - lr * sign(sum).
     Rows absent from the global batch are neither moved nor decayed. The step is a no-op when no training forward
     and backward happened since the last one. `lr` and `weight_decay` live in `param_groups[0]` so a schedule can
     set `group["lr"]` each step; the optimizer keeps no other state. Every rank must call `step()` together.
@@ -140,6 +141,16 @@ class PuzzleEmbeddingSignSGD(torch.optim.Optimizer):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         super().__init__([embedding.weights], {"lr": lr, "weight_decay": weight_decay})
         self.embedding = embedding
+        self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def collect(self) -> None:
+        """Set aside the gradient of the last forward: with gradient accumulation every micro-batch makes a new
+        local copy of its rows, and the next step must see the rows of all of them, in order."""
+        local = self.embedding.local_weights
+        if local is not None and local.grad is not None:
+            assert self.embedding.local_ids is not None  # set together with local_weights
+            self._pending.append((local.grad, self.embedding.local_ids))
+            local.grad = None
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -148,11 +159,12 @@ class PuzzleEmbeddingSignSGD(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        local = self.embedding.local_weights
-        if local is None or local.grad is None:
+        self.collect()
+        if not self._pending:
             return loss
-        grads, ids = local.grad, self.embedding.local_ids
-        assert ids is not None  # set together with local_weights
+        grads = torch.cat([grad for grad, _ in self._pending])
+        ids = torch.cat([ids for _, ids in self._pending])
+        self._pending.clear()
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             grads, ids = _all_gather(grads), _all_gather(ids)
         unique_ids, inverse = torch.unique(ids, return_inverse=True)
@@ -163,11 +175,11 @@ class PuzzleEmbeddingSignSGD(torch.optim.Optimizer):
         weights = self.embedding.weights
         rows = weights[unique_ids].mul_(1 - lr * weight_decay).add_(summed.sign_(), alpha=-lr)
         weights.index_copy_(0, unique_ids, rows)
-        local.grad = None
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Drop the pending gradient on `local_weights` (always to None), so `step()` is a no-op until a backward."""
+        """Drop pending gradients (always to None), so `step()` is a no-op until the next backward."""
+        self._pending.clear()
         local = self.embedding.local_weights
         if local is not None:
             local.grad = None
