@@ -109,7 +109,8 @@ def test_official_hrm_layout_round_trip_is_lossless_with_identical_outputs():
     load_official_state_dict(second, back)
     assert_same_outputs(first, second)
     # The names land where they should: H_level is the H-module, H_init the initial z_H (our y).
-    assert torch.equal(first.inner.H_net.layers[0].mlp.down_proj.weight, official[P + "H_level.layers.0.mlp.down_proj.weight"])
+    down = official[P + "H_level.layers.0.mlp.down_proj.weight"]
+    assert torch.equal(first.inner.H_net.layers[0].mlp.down_proj.weight, down)
     assert torch.equal(first.inner.y_init, official[P + "H_init"])
 
 

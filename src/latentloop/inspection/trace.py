@@ -121,7 +121,7 @@ def render_trace(frames: list[Frame], puzzle: np.ndarray, style: GridStyle, path
         panels.append((f"{frame.label}\nhalt p={frame.halt_probability:.2f}", frame.tokens, changed, wrong, frame))
         previous = frame.tokens
     if path.suffix.lower() == ".png":
-        per_row = min(len(panels), 6)
+        per_row = min(len(panels), 7)
         rows = -(-len(panels) // per_row)
         fig, axes = plt.subplots(rows, per_row, figsize=(2.6 * per_row, 3.3 * rows), squeeze=False)
         for ax in axes.flat:

@@ -301,7 +301,8 @@ def official_config(cfg: RunConfig) -> dict[str, Any]:
                             "halt_exploration_prob": m.halt_exploration_prob, "halt_max_steps": m.N_sup,
                             "hidden_size": m.hidden_size, "num_heads": m.num_heads, "expansion": m.expansion,
                             "puzzle_emb_ndim": m.puzzle_emb_ndim, "pos_encodings": m.pos_encodings,
-                            "forward_dtype": m.forward_dtype, "rms_norm_eps": m.rms_norm_eps, "rope_theta": m.rope_theta}
+                            "forward_dtype": m.forward_dtype, "rms_norm_eps": m.rms_norm_eps,
+                            "rope_theta": m.rope_theta}
     if m.arch == "baseline":
         arch.update(H_cycles=1, H_layers=m.layers)
     else:

@@ -97,8 +97,8 @@ def save_checkpoint(run_dir: Path, step: int, cfg: RunConfig, weights: dict[str,
     final = root / f"step_{step:07d}"
     tmp = root / f".incomplete_{final.name}"
     root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(".*_step_*"):  # left by a kill during an earlier save or clean-up
-        shutil.rmtree(stale, ignore_errors=True)
+    for stale in root.glob(".*"):  # left by a kill during an earlier save, clean-up or pointer update
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     try:
         tmp.mkdir()
         save_file(weights, str(tmp / WEIGHTS), metadata={"format": "latentloop"})
