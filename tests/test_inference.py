@@ -37,6 +37,10 @@ def test_solve_one_puzzle_prints_answer_check_steps_and_trace(trained, tmp_path,
     out = capsys.readouterr().out
     assert "supervision step(s), halt confidence" in out and ("valid" in out)
     assert trace.stat().st_size > 5_000
+    gif = tmp_path / "trace.gif"
+    assert main(["solve", puzzle, "--checkpoint", str(run), "--no-halt", "--trace", str(gif)]) == 0
+    from PIL import Image
+    assert Image.open(gif).n_frames == 1 + load_checkpoint(run)[1].model.N_sup   # the puzzle, then every step
 
 
 def test_solve_a_file_of_many_puzzles(trained, tmp_path, capsys):

@@ -5,6 +5,8 @@ Tolerance, for both equivalences: every logged loss within a relative 1e-5 and e
 forward pass is the same computation in every setup (same data, same ACT carry, same exploration draws), but the
 per-rank and per-micro-batch partial sums of the loss and of the gradients are added in a different order, and float
 addition is not associative. Measured on the runs below: losses agree to 3e-7 relative and weights to 9e-8.
+The runs are short on purpose: halting is a threshold (q_halt > 0), and over hundreds of steps one row's decision can
+flip on such a difference and the runs then part further (seen once at 2.6e-4 relative after 100 steps).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def assert_same_trajectory(a: Path, b: Path) -> None:
     wb = load_file(resolve_checkpoint(b) / "raw.safetensors")
     for key in wa:
         assert torch.allclose(wa[key].float(), wb[key].float(), rtol=0, atol=WEIGHT_ATOL), key
-    assert not torch.equal(wa["inner.encoder.puzzle_emb.weights"], torch.zeros_like(wa["inner.encoder.puzzle_emb.weights"]))
+    assert wa["inner.encoder.puzzle_emb.weights"].abs().sum() > 0  # the puzzle embeddings were trained too
 
 
 def test_two_gloo_ranks_follow_the_single_process_trajectory(tmp_path):
@@ -94,7 +96,8 @@ def test_two_gloo_ranks_follow_the_single_process_trajectory(tmp_path):
 def test_gradient_accumulation_gives_the_full_batch_result(tmp_path):
     data = write_puzzle_dataset(tmp_path / "data")
     for name, accum in (("full", 1), ("accum", 4)):
-        cfg = apply_overrides(load_preset("cpu-sudoku6"), run_args(data, tmp_path / name, f"grad_accum_steps={accum}")[2:-1])
+        overrides = run_args(data, tmp_path / name, f"grad_accum_steps={accum}")[2:-1]  # no command, no flag
+        cfg = apply_overrides(load_preset("cpu-sudoku6"), overrides)
         train(cfg, progress=False, log=lambda *_: None)
     assert_same_trajectory(tmp_path / "full", tmp_path / "accum")
 

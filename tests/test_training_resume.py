@@ -119,7 +119,8 @@ def test_ctrl_c_saves_a_checkpoint_exits_cleanly_and_resumes_exactly(reference, 
     stopped = [line for line in out.splitlines() if line.startswith("stopped by SIGINT at step ")]
     assert len(stopped) == 1 and "--resume" in stopped[0]
     step = int(stopped[0].split("at step ")[1].split(":")[0])
-    assert resolve_checkpoint(run).name == f"step_{step:07d}" and load_train_state(resolve_checkpoint(run))["step"] == step
+    assert resolve_checkpoint(run).name == f"step_{step:07d}"
+    assert load_train_state(resolve_checkpoint(run))["step"] == step
     resumed = subprocess.run([sys.executable, "-m", "latentloop.cli", *cli_args(data, run), "--resume"],
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -247,4 +248,5 @@ def test_sigterm_saves_and_stops_like_ctrl_c(toy_dataset, tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert "stopped by SIGTERM at step 4: saved" in out
     assert resolve_checkpoint(tmp_path / "run").name == "step_0000004"
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handlers are put back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -15,12 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentloop.layers.blocks import Embedding, Linear, ReasoningModule, RotaryEmbedding, embed_scale
+from latentloop.layers.blocks import CosSin, Embedding, Linear, ReasoningModule, RotaryEmbedding, embed_scale
 from latentloop.layers.init import trunc_normal_
 from latentloop.layers.puzzle_embedding import PuzzleEmbedding
 from latentloop.models.config import ModelConfig
-
-CosSin = tuple[torch.Tensor, torch.Tensor] | None
 
 
 @dataclass
@@ -83,7 +81,7 @@ class InputEncoder(nn.Module):
             x = 0.707106781 * (x + self.embed_pos.embedding_weight.to(cfg.dtype))
         return self.scale * x
 
-    def cos_sin(self) -> CosSin:
+    def cos_sin(self) -> CosSin | None:
         return self.rotary_emb() if self.cfg.pos_encodings == "rope" else None
 
 
@@ -169,7 +167,7 @@ class TRM(RecurrentModel):
             self.add_initial_state("y")
         self.add_initial_state("z", *((cfg.num_z,) if cfg.z_mode == "multiscale" else ()))
 
-    def latent_recursion(self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor, cos_sin: CosSin,
+    def latent_recursion(self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor, cos_sin: CosSin | None,
                          grad_from: int = 0) -> tuple[torch.Tensor | None, torch.Tensor]:
         """n latent updates z <- net(x, y, z), then one answer update y <- net(y, z) (x absent: the task switch).
 

@@ -43,7 +43,7 @@ from latentloop.training.checkpoint import (RAW_WEIGHTS, load_train_state, load_
 from latentloop.training.distributed import Distributed, example_range
 from latentloop.training.ema import EMA
 from latentloop.training.loggers import MetricLogger
-from latentloop.training.memory import GIB, MemoryEstimate, estimate_memory
+from latentloop.training.memory import GIB, MemoryEstimate, estimate_memory, format_bytes
 from latentloop.training.optim import AdamATan2, PuzzleEmbeddingSignSGD, lr_at
 
 EVAL_METRICS = ("exact_accuracy", "accuracy", "q_halt_accuracy", "lm_loss", "steps")
@@ -126,8 +126,8 @@ def _check_memory(memory: MemoryEstimate, t: TrainConfig, local_batch: int) -> N
     hint = "lower global_batch_size or the model size"
     if fits:
         hint = (f"set grad_accum_steps={fits[0]} (same result, about "
-                f"{memory.with_micro_batch(local_batch // fits[0]) / GIB:.2f} GiB) or lower global_batch_size")
-    raise ConfigError(f"estimated memory per rank is {memory.total / GIB:.2f} GiB, above max_memory_gb="
+                f"{format_bytes(memory.with_micro_batch(local_batch // fits[0]))}) or lower global_batch_size")
+    raise ConfigError(f"estimated memory per rank is {format_bytes(memory.total)}, above max_memory_gb="
                       f"{t.max_memory_gb}; {hint}")
 
 
@@ -154,7 +154,7 @@ def _out_of_memory_message(step: int, t: TrainConfig, local_batch: int, memory: 
     fix = (f"set grad_accum_steps={more} (same result, micro-batches of {local_batch // more} rows) or lower "
            f"global_batch_size" if more else "lower global_batch_size")
     return (f"out of memory at step {step} with micro-batches of {micro} rows per rank (estimated "
-            f"{memory.total / GIB:.2f} GiB per rank); {fix}")
+            f"{format_bytes(memory.total)} per rank); {fix}")
 
 
 class _StopRequest:

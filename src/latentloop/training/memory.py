@@ -18,7 +18,7 @@ from latentloop.models.losses import act_loss
 GIB = 2**30
 
 
-def _size(num_bytes: float) -> str:
+def format_bytes(num_bytes: float) -> str:
     if num_bytes >= GIB / 2:
         return f"{num_bytes / GIB:.2f} GiB"
     return f"{num_bytes / 2**20:.{0 if num_bytes >= 10 * 2**20 else 1}f} MiB"
@@ -47,14 +47,14 @@ class MemoryEstimate:
         return self.total - self.activations + self.activations * rows // self.micro_batch
 
     def report(self) -> str:
-        return (f"memory per rank (estimate): weights {_size(self.weights)}, gradients {_size(self.gradients)}, "
-                f"optimizer {_size(self.optimizer)}, EMA {_size(self.ema)}, puzzle embeddings "
-                f"{_size(self.puzzle_embedding)}, carry {_size(self.carry)}, activations {_size(self.activations)} "
-                f"for {self.micro_batch} rows; about {_size(self.total)} in all")
+        parts = {"weights": self.weights, "gradients": self.gradients, "optimizer": self.optimizer, "EMA": self.ema,
+                 "puzzle embeddings": self.puzzle_embedding, "carry": self.carry}
+        listed = ", ".join(f"{name} {format_bytes(size)}" for name, size in parts.items())
+        return (f"memory per rank (estimate): {listed}, activations {format_bytes(self.activations)} for "
+                f"{self.micro_batch} rows; about {format_bytes(self.total)} in all")
 
 
-def estimate_memory(cfg: ModelConfig, local_batch: int, micro_batch: int, ema: bool,
-                    loss_fn) -> MemoryEstimate:
+def estimate_memory(cfg: ModelConfig, local_batch: int, micro_batch: int, ema: bool, loss_fn) -> MemoryEstimate:
     """Estimate one rank's training memory for `local_batch` rows per step in micro-batches of `micro_batch`."""
     with torch.device("meta"):
         model = build_model(cfg)
