@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from latentloop.config import RunConfig, apply_overrides, load_preset
 from latentloop.data.format import read_split
 from latentloop.errors import ConfigError
 from latentloop.evaluation.evaluate import EvalResult, evaluate, examples
+from latentloop.evaluation.maze_metrics import MazeScores, is_maze_data, maze_scores
 from latentloop.evaluation.predict import predict
 from latentloop.models import build_model
 from latentloop.training.checkpoint import load_checkpoint
@@ -25,8 +27,11 @@ def prepare_run(preset: str, overrides: list[str] | None = None, log=print) -> R
     if data_path is None:
         raise ConfigError(f"preset {cfg.name!r} has no data_path; pass data_path=FOLDER")
     if not (data_path / "train" / "dataset.json").exists():
-        if cfg.data.task != "sudoku":
+        if cfg.data.task not in ("sudoku", "maze"):
             raise ConfigError(f"dataset {data_path} not found; build it first (see `latentloop data --help`)")
+        if cfg.data.task == "maze":
+            _generate_maze(data_path, cfg.data, log)
+            return cfg
         from latentloop.data import sudoku
         from latentloop.training.distributed import world_size_from_env
 
@@ -39,6 +44,23 @@ def prepare_run(preset: str, overrides: list[str] | None = None, log=print) -> R
         log(sudoku.build_generated(data_path, sudoku.shape_for_size(d.size), d.num_train, d.num_test, seed=d.seed,
                                    num_aug=d.num_aug, progress=True))
     return cfg
+
+
+def _generate_maze(data_path: Path, d, log) -> None:
+    """Generate a preset's maze dataset on first use (``data.task = "maze"``); ``num_aug`` 7 adds the dihedral set."""
+    from latentloop.data import maze
+    from latentloop.training.distributed import world_size_from_env
+
+    if d.num_aug not in (0, maze.DIHEDRAL - 1):
+        raise ConfigError(f"data.num_aug for mazes is 0 or {maze.DIHEDRAL - 1} (the dihedral images), got {d.num_aug}")
+    command = (f"latentloop data maze --size {d.size} --num-train {d.num_train} --num-test {d.num_test} "
+               f"--min-path {d.min_path} --seed {d.seed}{' --aug' if d.num_aug else ''} --out {data_path}")
+    if world_size_from_env() > 1:  # every rank would write the same files at the same time
+        raise ConfigError(f"dataset {data_path} not found; build it before a distributed run: {command}")
+    log(f"generating {d.num_train:,} + {d.num_test:,} {d.size}x{d.size} mazes (path > {d.min_path} moves) into "
+        f"{data_path} (seed {d.seed})")
+    log(maze.build_generated(data_path, d.num_train, d.num_test, d.size, d.min_path, d.seed, augment=bool(d.num_aug),
+                             workers=os.cpu_count() or 1, progress=True))
 
 
 def build_from_preset(preset: str, overrides: list[str] | None = None) -> torch.nn.Module:
@@ -69,6 +91,7 @@ class CheckpointEval:
     data: str
     result: EvalResult
     halt_early: bool
+    maze: MazeScores | None = None      # path-aware scores when the test split holds mazes
 
     def report(self) -> str:
         r = self.result
@@ -80,6 +103,8 @@ class CheckpointEval:
         if r.per_step_exact_accuracy:
             text += "\n  exact accuracy by step: " + ", ".join(
                 f"{i}: {a:.1%}" for i, a in enumerate(r.per_step_exact_accuracy, 1))
+        if self.maze is not None:
+            text += "\n" + self.maze.report()
         return text
 
 
@@ -106,11 +131,15 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, 
     result = evaluate(model, split, meta, batch_size, device_, steps=steps, halt_early=halt_early,
                       max_examples=max_examples, loss=cfg.train.loss, progress=True, threshold=threshold,
                       trajectories=trajectories, noise=noise)
-    if save_predictions:
+    is_maze = is_maze_data(split.inputs[:64], split.labels[:64], meta.vocab_size)
+    scores = None
+    if save_predictions or is_maze:
         batches = list(examples(split, meta, batch_size, max_examples))
         inputs, labels, ids = (np.concatenate([b[k] for b in batches]) for k in ("inputs", "labels", "ids"))
         pred = predict(model, inputs, ids, steps=steps, halt_early=halt_early, batch_size=batch_size,
                        threshold=threshold)
+        scores = maze_scores(inputs, labels, pred.tokens) if is_maze else None
+    if save_predictions:
         np.savez_compressed(save_predictions, inputs=inputs, labels=labels, predictions=pred.tokens,
                             steps=pred.steps, halt_probability=pred.halt_probability, vocab_size=meta.vocab_size)
-    return CheckpointEval(str(checkpoint), str(data_path), result, halt_early)
+    return CheckpointEval(str(checkpoint), str(data_path), result, halt_early, scores)

@@ -15,6 +15,7 @@ EPILOG = """examples:
   latentloop train trm-sudoku-mlp data_path=data/sudoku-extreme-1k-aug-1000 arch.L_cycles=6
   latentloop data sudoku --size 9 --num-train 1000 --num-test 1000 --out data/sudoku9
   latentloop data sudoku --csv train.csv --test-csv test.csv --subsample-size 1000 --num-aug 1000 --out data/s1k
+  latentloop data maze --num-train 1000 --num-test 1000 --aug --out data/maze-30x30-hard-gen
   latentloop eval runs/cpu-sudoku6 --halt-early
 """
 
@@ -39,6 +40,24 @@ def _add_data(sub) -> None:
     s.add_argument("--min-rating", type=int, default=0, help="keep puzzles whose difficulty rating is at least this")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for generation")
+    _add_data_maze(tasks)
+
+
+def _add_data_maze(tasks) -> None:
+    m = tasks.add_parser("maze", help="generate Maze-Hard-like mazes offline, or build from the official maze CSVs",
+                         description="Without --csv: generate mazes whose shortest S-G path has more than --min-path "
+                                     "moves (Maze-Hard recipe) and label one shortest path. With --csv and "
+                                     "--test-csv: read `source,question,answer,rating` rows (maze-30x30-hard-1k).")
+    m.add_argument("--out", required=True, help="output folder")
+    m.add_argument("--size", type=int, default=30, help="grid side for generated mazes (default 30)")
+    m.add_argument("--num-train", type=int, default=1000, help="generated training mazes (default 1000)")
+    m.add_argument("--num-test", type=int, default=1000, help="generated held-out mazes (default 1000)")
+    m.add_argument("--min-path", type=int, default=110, help="keep mazes whose shortest path has more moves (110)")
+    m.add_argument("--csv", help="training CSV in the maze-30x30-hard-1k layout")
+    m.add_argument("--test-csv", help="test CSV (required with --csv)")
+    m.add_argument("--aug", action="store_true", help="add the 8 dihedral images of each training maze as a group")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for generation")
 
 
 def _add_train(sub) -> None:
@@ -113,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_data(args) -> None:
     from latentloop.data import sudoku
 
+    if args.task == "maze":
+        print(_data_maze(args))
+        return
     if args.csv:
         summary = sudoku.build_from_csv(args.csv, args.out, test_csv=args.test_csv, test_fraction=args.test_fraction,
                                         subsample_size=args.subsample_size, num_aug=args.num_aug,
@@ -122,6 +144,18 @@ def cmd_data(args) -> None:
                                          seed=args.seed, num_aug=args.num_aug, min_rating=args.min_rating,
                                          workers=args.workers, progress=True)
     print(summary)
+
+
+def _data_maze(args):
+    from latentloop.data import maze
+    from latentloop.errors import DataError
+
+    if args.csv:
+        if not args.test_csv:
+            raise DataError("--csv needs --test-csv (the official maze set ships train.csv and test.csv)")
+        return maze.build_from_csv(args.csv, args.test_csv, args.out, augment=args.aug)
+    return maze.build_generated(args.out, args.num_train, args.num_test, args.size, args.min_path, args.seed,
+                                augment=args.aug, workers=args.workers, progress=True)
 
 
 def cmd_train(args) -> None:

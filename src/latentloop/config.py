@@ -61,8 +61,9 @@ class DataConfig:
     size: int = 9
     num_train: int = 1000
     num_test: int = 1000
-    num_aug: int = 0
+    num_aug: int = 0                      # maze: 0, or 7 for the 8 dihedral images (official --aug)
     seed: int = 0
+    min_path: int = 110                   # maze: keep mazes whose shortest path has more moves than this
 
 
 @dataclass

@@ -32,8 +32,10 @@ def _select(state, keep: torch.Tensor):
 def predict_halting(model: ACT, inputs: np.ndarray, puzzle_identifiers: np.ndarray, steps: int, batch_size: int,
                     labels: np.ndarray | None = None, loss_fn=None, threshold: float = 0.5) -> Prediction:
     """Per-sample halting with continuous batching: a puzzle stops at the first step where the halting probability
-    sigmoid(q_halt) exceeds `threshold` (0.5 is the training rule q_halt > 0), or at `steps`."""
+    sigmoid(q_halt) exceeds `threshold` (0.5 is TRM's training rule q_halt > 0), or at `steps`. A model trained with
+    the continue head (HRM) halts by its own rule, q_halt > q_continue, and `threshold` does not apply."""
     logit_threshold = float(np.log(threshold / (1 - threshold)))
+    own_rule = model.halt_rule == "q_halt_vs_continue"
     inner = model.inner
     device = next(model.parameters()).device
     n = len(inputs)
@@ -51,7 +53,8 @@ def predict_halting(model: ACT, inputs: np.ndarray, puzzle_identifiers: np.ndarr
     while len(rows):
         state, out = inner(state, x_all[rows], id_all[rows])
         count += 1
-        done = (out.q_halt > logit_threshold) | (count >= steps)
+        halting = out.q_halt > out.q_continue if own_rule else out.q_halt > logit_threshold
+        done = halting | (count >= steps)
         if bool(done.any()):
             finished = rows[done].cpu().numpy()
             tokens[finished] = out.logits[done].argmax(-1).cpu().numpy()

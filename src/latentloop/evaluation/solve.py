@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from latentloop.data import sudoku
+from latentloop.data import maze, sudoku
 from latentloop.errors import DataError
 from latentloop.evaluation.predict import predict
 from latentloop.inspection.trace import GridStyle
@@ -82,14 +82,77 @@ class SudokuTask:
         return (np.asarray(puzzle).reshape(-1) != 0)
 
 
-TASKS = [SudokuTask]
+class MazeTask:
+    """Mazes of the checkpoint's size: a one-line maze, a grid file, many one-line mazes per file, or a maze CSV.
+    An answer counts as valid when it marks any shortest S-G path, not only the one a label would show."""
+
+    name = "maze"
+    COLORS = {maze.WALL: "#2d3436", maze.OPEN: "white", maze.START: "#27ae60", maze.GOAL: "#e74c3c",
+              maze.PATH: "#74b9ff"}
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    @classmethod
+    def matches(cls, cfg: ModelConfig) -> bool:
+        return cfg.vocab_size == maze.VOCAB_SIZE and math.isqrt(cfg.seq_len) ** 2 == cfg.seq_len
+
+    def read(self, source: str) -> list[np.ndarray]:
+        path = Path(source)
+        if not path.is_file():
+            if path.suffix in (".txt", ".csv") or "/" in source:
+                raise DataError(f"{source}: file not found")
+            return [maze.parse_maze(source, self.size)]
+        if path.suffix == ".csv":
+            return list(maze.read_csv(path, self.size)[0].questions)
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+        lines = [line for line in text.replace("\r", "").split("\n") if line]
+        if len(lines) > 1 and all(len(line) == self.size ** 2 for line in lines):
+            return [maze.parse_maze(line, self.size, where=f"{path}:{i}") for i, line in enumerate(lines, 1)]
+        return [maze.parse_maze(text, self.size, where=str(path))]
+
+    def encode(self, puzzles: list[np.ndarray]) -> np.ndarray:
+        return maze.to_tokens(np.stack(puzzles)).astype(np.int64)
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        return maze.from_tokens(tokens, self.size)
+
+    def check(self, puzzle: np.ndarray, answer: np.ndarray) -> bool:
+        return bool(maze.is_shortest_path(puzzle[None], answer[None])[0])
+
+    def format(self, grid: np.ndarray) -> str:
+        return maze.format_maze(grid)
+
+    def one_line(self, grid: np.ndarray) -> str:
+        return maze.to_string(grid)
+
+    def style(self) -> GridStyle:
+        return GridStyle(rows=self.size, cols=self.size, text=lambda t: {maze.START: "S", maze.GOAL: "G"}.get(t, ""),
+                         color=lambda t: self.COLORS.get(t, "#bbbbbb"))
+
+    def reference(self, puzzle: np.ndarray) -> np.ndarray | None:
+        """The shortest path as tokens when it is the only one (else other right answers would show as wrong)."""
+        if maze.has_several_shortest_paths(puzzle[None])[0]:
+            return None
+        return maze.to_tokens(maze.label_paths(puzzle[None])[0]).astype(np.int64)
+
+    def givens(self, puzzle: np.ndarray) -> np.ndarray:
+        return np.asarray(puzzle).reshape(-1) != maze.OPEN
+
+
+TASKS = [SudokuTask, MazeTask]
 
 
 def task_for_model(cfg: ModelConfig):
-    if SudokuTask.matches(cfg):
+    if SudokuTask.matches(cfg):  # first: a 4x4 Sudoku has the maze vocabulary too
         return SudokuTask(sudoku.shape_for_size(math.isqrt(cfg.seq_len)))
+    if MazeTask.matches(cfg):
+        return MazeTask(math.isqrt(cfg.seq_len))
     raise DataError(f"cannot tell which puzzle this checkpoint solves (vocab {cfg.vocab_size}, seq_len {cfg.seq_len}); "
-                    f"solve supports Sudoku")
+                    f"solve supports Sudoku and mazes")
 
 
 @dataclass

@@ -40,8 +40,9 @@ def record_trace(model, inputs: np.ndarray, puzzle_identifier: int = 0, steps: i
     ids = torch.tensor([puzzle_identifier], device=device)
     state = inner.initial_state(1, device)
     frames: list[Frame] = []
-    if per_recursion and not hasattr(inner, "latent_recursion"):
-        raise ConfigError(f"per-recursion traces need a TRM; this model is {type(inner).__name__}")
+    if per_recursion and (not hasattr(inner, "latent_recursion") or inner.cfg.z_mode != "yz"):
+        raise ConfigError("per-recursion traces need a TRM with an answer y and a latent z (z_mode=yz); "
+                          f"this model is {type(inner).__name__} with z_mode={inner.cfg.z_mode}")
     for step in range(1, (steps or model.N_sup) + 1):
         if per_recursion:
             x = inner.encoder(x_tokens, ids)
