@@ -250,8 +250,9 @@ def test_file_size_limit_during_save_is_one_line(pristine, tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
 
-    result = subprocess.run([sys.executable, "-m", "latentloop.cli", *train_argv(w, "epochs=4", "--resume")],
-                            capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    argv = train_argv(w, "epochs=4", "checkpoint_interval=1", "--resume")  # the first save after step 16 fails
+    result = subprocess.run([sys.executable, "-m", "latentloop.cli", *argv], capture_output=True, text=True,
+                            timeout=300, preexec_fn=limit)
     assert result.returncode == 2, result.stderr[-2000:]
     err = result.stderr.strip()
     assert err.startswith("latentloop: error: could not write checkpoint") and "\n" not in err, err

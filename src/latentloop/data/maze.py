@@ -83,7 +83,7 @@ def parse_maze(text: str, size: int | None = None, where: str = "maze", answer: 
     side = len(rows)
     table = _char_table()
     raw = "".join(rows)
-    codes = table[np.frombuffer(raw.encode("utf-8", "replace"), dtype=np.uint8)] if raw.isascii() else None
+    codes = table[np.frombuffer(raw.encode("ascii"), dtype=np.uint8)] if raw.isascii() else None
     if codes is None or np.any(codes == PAD) or (not answer and np.any(codes == PATH)):
         bad = next(i for i, ch in enumerate(raw) if ch not in CHARSET + OPEN_ALIAS or (ch == "o" and not answer))
         r, c = divmod(bad, side)
@@ -250,9 +250,9 @@ def _bool_to_bits(mask: np.ndarray) -> np.ndarray:
 
 def _pick(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One uniformly random marked cell per grid of ``mask [N, H, W]`` (each has at least one), as a one-hot mask."""
-    n = mask.shape[0]
-    keys = np.where(mask.reshape(n, -1), rng.random((n, mask[0].size)), -1.0)
-    one_hot = np.zeros((n, mask[0].size), dtype=bool)
+    n, cells = mask.shape[0], mask.shape[1] * mask.shape[2]
+    keys = np.where(mask.reshape(n, cells), rng.random((n, cells)), -1.0)
+    one_hot = np.zeros((n, cells), dtype=bool)
     one_hot[np.arange(n), keys.argmax(axis=1)] = True
     return one_hot.reshape(mask.shape)
 
@@ -450,7 +450,10 @@ def read_csv(path: str | Path, size: int | None = None) -> tuple[Mazes, list[str
         raise DataError(f"{path}: unreadable CSV ({exc})") from None
     if not texts:
         raise DataError(f"{path}: no maze rows")
-    size = size or math.isqrt(len(texts[0][0]))
+    if size is None:
+        size = math.isqrt(len(texts[0][0]))
+        if size * size != len(texts[0][0]):
+            parse_maze(texts[0][0], where=f"{path}:{lines[0]}: question")  # raises: not a square grid
     questions = _grids_from_strings([q for q, _ in texts], size, path, lines, "question")
     answers = _grids_from_strings([a for _, a in texts], size, path, lines, "answer")
     problems = path_problems(questions, answers)

@@ -1,7 +1,7 @@
 """Solve a user's own puzzles with a trained checkpoint: read them in their own notation, answer, check, report.
 
 A task adapter knows how to read, encode, decode, check and draw one kind of puzzle; `task_for_model` picks it from
-the checkpoint's vocabulary and sequence length. Sudoku is the first; Maze and ARC adapters plug in the same way.
+the checkpoint's vocabulary and sequence length. Sudoku and mazes so far; ARC plugs in the same way.
 """
 
 from __future__ import annotations

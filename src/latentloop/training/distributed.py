@@ -30,6 +30,11 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"environment variable {name}={value!r} is not an integer (torchrun sets it)") from None
 
 
+def _as_bytes(tensor: torch.Tensor) -> torch.Tensor:
+    """The same memory seen as uint8, so collectives copy any dtype (bf16, bool) exactly, whatever the backend."""
+    return (tensor if tensor.dim() else tensor.view(1)).view(torch.uint8)
+
+
 def world_size_from_env() -> int:
     """The number of processes torchrun launched (1 without torchrun)."""
     return _env_int("WORLD_SIZE", 1)
@@ -104,7 +109,7 @@ class Distributed:
         if self.world_size == 1:
             return
         for tensor in [*model.parameters(), *model.buffers()]:
-            dist.broadcast(tensor.data.view(torch.uint8), src=0)
+            dist.broadcast(_as_bytes(tensor.data), src=0)
 
     @torch.no_grad()
     def all_reduce_gradients(self, params: list[torch.Tensor]) -> None:
@@ -127,8 +132,7 @@ class Distributed:
         """Concatenate equally shaped per-rank tensors along dim 0 in rank order: the global batch's rows."""
         if self.world_size == 1:
             return tensor
-        local = tensor.contiguous()
-        raw = local.view(torch.uint8) if local.dim() else local.reshape(1).view(torch.uint8)
+        raw = _as_bytes(tensor.contiguous())
         parts = [torch.empty_like(raw) for _ in range(self.world_size)]
         dist.all_gather(parts, raw)
         return torch.cat(parts).view(tensor.dtype)
