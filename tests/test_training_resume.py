@@ -50,10 +50,13 @@ def last_logged_step(run: Path) -> int:
 
 
 def wait_for_step(proc: subprocess.Popen, run: Path, step: int) -> None:
+    """Poll metrics.jsonl until the run has logged `step` (never leaving the process behind on failure)."""
     deadline = time.time() + 120
     while last_logged_step(run) < step:
         assert proc.poll() is None, f"training ended before step {step}: {proc.communicate()[1][-2000:]}"
-        assert time.time() < deadline, "training too slow"
+        if time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"training did not reach step {step} in 120 s")
         time.sleep(0.005)
 
 

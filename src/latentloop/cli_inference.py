@@ -70,8 +70,7 @@ def cmd_solve(args) -> None:
                                   batch_size=args.batch_size, progress=many, threshold=args.halt_threshold)
     if not many:
         r = results[0]
-        verdict = {True: "valid: every rule holds and the givens are kept",
-                   False: "NOT valid: it breaks a rule or changes a given"}[r.valid]
+        verdict = task.verdicts[bool(r.valid)]
         print(task.format(r.answer))
         print(f"{verdict}; {r.steps} supervision step(s), halt confidence {r.halt_probability:.1%}")
     else:

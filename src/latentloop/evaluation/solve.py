@@ -25,6 +25,8 @@ class SudokuTask:
     """Sudoku of the checkpoint's size: strings, grid files, many-per-line files and Sudoku-Extreme CSVs."""
 
     name = "sudoku"
+    verdicts = {True: "valid: every rule holds and the givens are kept",
+                False: "NOT valid: it breaks a rule or changes a given"}
 
     def __init__(self, shape: sudoku.SudokuShape) -> None:
         self.shape = shape
@@ -87,6 +89,8 @@ class MazeTask:
     An answer counts as valid when it marks any shortest S-G path, not only the one a label would show."""
 
     name = "maze"
+    verdicts = {True: "valid: a shortest path from S to G through open cells, walls unchanged",
+                False: "NOT valid: the path is broken, not the shortest, or changes the maze"}
     COLORS = {maze.WALL: "#2d3436", maze.OPEN: "white", maze.START: "#27ae60", maze.GOAL: "#e74c3c",
               maze.PATH: "#74b9ff"}
 
