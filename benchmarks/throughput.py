@@ -46,7 +46,7 @@ from latentloop.models.losses import LOSSES, act_loss
 from latentloop.training.ema import EMA
 from latentloop.training.optim import AdamATan2, PuzzleEmbeddingSignSGD
 
-DEFAULT_CONFIGS = ("trm-sudoku-att", "trm-sudoku-mlp", "cpu-sudoku6")
+DEFAULT_CONFIGS = ("trm-sudoku-att", "trm-sudoku-mlp", "hrm-sudoku-1k", "cpu-sudoku6")
 PAPER_BATCH = 64            # batch for the paper-size presets (their training global_batch_size is 768)
 RESULT_PREFIX = "RESULT "   # the line a worker prints for the parent to parse; everything else passes through
 
