@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from latentloop.data.format import read_identifiers, read_split
+from latentloop.data.puzzle_csv import CSV_COLUMNS
 from latentloop.data.sudoku import (
-    CSV_COLUMNS,
     SudokuShape,
     augment,
     build_from_csv,
@@ -268,7 +268,7 @@ def test_read_csv_errors(tmp_path: Path, generated_9x9: list) -> None:
         read_csv(write_rows(tmp_path / "bad.csv", [["s", q, a, "1"], ["s", q[:-1], a, "1"]]))
     with pytest.raises(DataError, match=r":2: question has an invalid character 'x'"):
         read_csv(write_rows(tmp_path / "c.csv", [["s", "x" + q[1:], a, "1"]]))
-    with pytest.raises(DataError, match=r":2: rating 'hard' is not an integer"):
+    with pytest.raises(DataError, match=r":2: rating 'hard' is not a number"):
         read_csv(write_rows(tmp_path / "r.csv", [["s", q, a, "hard"]]))
     with pytest.raises(DataError, match=r":2: expected 4 columns, got 3"):
         read_csv(write_rows(tmp_path / "n.csv", [["s", q, a]]))

@@ -30,13 +30,13 @@ from latentloop.data.format import (
     write_identifiers,
     write_split,
 )
+from latentloop.data.puzzle_csv import CSV_COLUMNS, read_rows
 from latentloop.errors import DataError
 
 CHARSET = "# SGo"
 PAD, WALL, OPEN, START, GOAL, PATH = range(6)
 VOCAB_SIZE = 6
 OPEN_ALIAS = "."                     # accepted for open cells, and used by format_maze, so text files survive editors
-CSV_COLUMNS = ("source", "question", "answer", "rating")
 MAX_GENERATED_SIZE = 64              # one uint64 bitboard word per row
 CHUNK = 1024                         # candidate mazes per seeded chunk: the unit of determinism
 MAX_FRUITLESS_CHUNKS = 200           # give up when this many chunks in a row yield nothing
@@ -419,37 +419,9 @@ def read_csv(path: str | Path, size: int | None = None) -> tuple[Mazes, list[str
     """Read ``source,question,answer,rating`` rows (one-line grids). Every question needs one S and one G, every
     answer must be its question with one shortest path marked; DataError names the file and line otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    texts: list[tuple[str, str]] = []
-    ratings: list[int] = []
-    sources: list[str] = []
-    lines: list[int] = []
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header = [name.strip() for name in next(reader, [])]
-            missing = [name for name in CSV_COLUMNS if name not in header]
-            if missing:
-                raise DataError(f"{path}:1: header {','.join(header)!r} lacks column(s) {', '.join(missing)}")
-            columns = [header.index(name) for name in CSV_COLUMNS]
-            for row in reader:
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise DataError(f"{path}:{reader.line_num}: expected {len(header)} columns, got {len(row)}")
-                source, question, answer, rate = (row[i] for i in columns)
-                try:
-                    ratings.append(int(float(rate)))
-                except ValueError:
-                    raise DataError(f"{path}:{reader.line_num}: rating {rate!r} is not a number") from None
-                sources.append(source)
-                texts.append((question, answer))
-                lines.append(reader.line_num)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: unreadable CSV ({exc})") from None
-    if not texts:
-        raise DataError(f"{path}: no maze rows")
+    rows = read_rows(path, "maze")
+    texts = list(zip(rows.questions, rows.answers))
+    ratings, sources, lines = rows.ratings, rows.sources, rows.lines
     if size is None:
         size = math.isqrt(len(texts[0][0]))
         if size * size != len(texts[0][0]):

@@ -11,7 +11,6 @@ branching. Numpy stays out of the inner loops because per-call overhead there do
 
 from __future__ import annotations
 
-import csv
 import math
 import multiprocessing
 from collections.abc import Sequence
@@ -30,12 +29,12 @@ from latentloop.data.format import (
     write_identifiers,
     write_split,
 )
+from latentloop.data.puzzle_csv import read_rows
 from latentloop.errors import DataError
 
 DIGIT_CHARS = "123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 BLANK_CHARS = ".0_"
 SEPARATOR_CHARS = "|+-"
-CSV_COLUMNS = ("source", "question", "answer", "rating")
 PAD_TOKEN = 0
 BLANK_TOKEN = 1
 MAX_RATING_ATTEMPTS = 1000
@@ -623,39 +622,10 @@ def read_csv(
     ``int64 [N]``, sources). The board size is inferred from the first question unless given. Each answer must be a
     valid complete grid that keeps its question's givens; any problem raises DataError naming file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    questions: list[str] = []
-    answers: list[str] = []
-    ratings: list[int] = []
-    sources: list[str] = []
-    lines: list[int] = []
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header = [name.strip() for name in next(reader, [])]
-            missing = [name for name in CSV_COLUMNS if name not in header]
-            if missing:
-                raise DataError(f"{path}:1: header {','.join(header)!r} lacks column(s) {', '.join(missing)}")
-            columns = [header.index(name) for name in CSV_COLUMNS]
-            for row in reader:
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise DataError(f"{path}:{reader.line_num}: expected {len(header)} columns, got {len(row)}")
-                source, question, answer, rate = (row[i] for i in columns)
-                try:
-                    ratings.append(int(rate))
-                except ValueError:
-                    raise DataError(f"{path}:{reader.line_num}: rating {rate!r} is not an integer") from None
-                sources.append(source)
-                questions.append(question.strip())
-                answers.append(answer.strip())
-                lines.append(reader.line_num)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: unreadable CSV ({exc})") from None
-    if not questions:
-        raise DataError(f"{path}: no puzzle rows")
+    rows = read_rows(path, "puzzle")
+    questions = [q.strip() for q in rows.questions]
+    answers = [a.strip() for a in rows.answers]
+    ratings, sources, lines = rows.ratings, rows.sources, rows.lines
     if shape is None:
         shape = _shape_for_cells(len(questions[0]), f"{path}:{lines[0]}: question")
     q = _grids_from_strings(questions, shape, path, lines, "question")
