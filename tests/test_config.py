@@ -17,8 +17,9 @@ def test_official_keys_are_aliases():
     cfg = apply_overrides(load_preset("trm-sudoku-att"),
                           ["arch.H_cycles=2", "arch.L_cycles=4", "arch.halt_max_steps=8", "arch.L_layers=3",
                            "global_batch_size=128", "+lr=3e-4", "arch.loss.loss_type=softmax_cross_entropy",
-                           "data_paths=[data/x]", "ema=False", "epochs=1e4"])
+                           "data_paths=[data/x]", "ema=False", "epochs=1e4", "+run_name=mine"])
     m, t = cfg.model, cfg.train
+    assert cfg.name == "mine"
     assert (m.T, m.n, m.N_sup, m.layers) == (2, 4, 8, 3)
     assert (t.global_batch_size, t.lr, t.loss, t.data_path, t.ema, t.epochs) == (128, 3e-4, "softmax_cross_entropy",
                                                                                   "data/x", False, 10000)

@@ -152,7 +152,7 @@ def _convert(value: Any, default: Any, key: str) -> Any:
 
 
 def set_value(cfg: RunConfig, key: str, value: Any) -> None:
-    if key == "name":
+    if key in ("name", "run_name"):  # run_name: the official key for the same thing
         cfg.name = str(value)
         return
     section, name = _resolve(key)
