@@ -281,6 +281,17 @@ def write_split(
     return split_dir
 
 
+def _read_json(path: Path) -> Any:
+    """A JSON file, or DataError naming it when it is missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable JSON ({exc})") from None
+
+
 def read_split(
     split_dir: str | Path, set_name: str = "all", mmap: bool = True
 ) -> tuple[PuzzleSplit, DatasetMetadata]:
@@ -293,13 +304,7 @@ def read_split(
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: dataset split folder not found")
     meta_path = split_dir / METADATA_FILE
-    try:
-        with open(meta_path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{meta_path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{meta_path}: unreadable JSON ({exc})") from None
+    raw = _read_json(meta_path)
     arrays = {
         name: _load_array(split_dir / f"{set_name}__{name}.npy", mmap and name in ("inputs", "labels"))
         for name in ARRAY_FIELDS
@@ -366,13 +371,7 @@ def write_identifiers(root: str | Path, names: Sequence[str]) -> Path:
 def read_identifiers(root: str | Path) -> list[str]:
     """Read ``identifiers.json`` from a dataset root."""
     path = Path(root) / IDENTIFIERS_FILE
-    try:
-        with open(path, encoding="utf-8") as f:
-            names = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: unreadable JSON ({exc})") from None
+    names = _read_json(path)
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise DataError(f"{path}: expected a JSON list of names")
     return names
