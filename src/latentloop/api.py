@@ -14,7 +14,6 @@ from latentloop.data.format import read_split
 from latentloop.errors import ConfigError
 from latentloop.evaluation.evaluate import EvalResult, evaluate, examples
 from latentloop.evaluation.maze_metrics import MazeScores, is_maze_data, maze_scores
-from latentloop.evaluation.predict import predict
 from latentloop.models import build_model
 from latentloop.training.checkpoint import load_checkpoint
 from latentloop.training.loop import TrainResult, pick_device
@@ -128,18 +127,17 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, 
     model, cfg = load_checkpoint(checkpoint, pick_device(device), config=config, data=data)
     split, meta, data_path = load_eval_data(cfg, data)
     device_ = next(model.parameters()).device
+    is_maze = is_maze_data(split.inputs[:64], split.labels[:64], meta.vocab_size)
     result = evaluate(model, split, meta, batch_size, device_, steps=steps, halt_early=halt_early,
                       max_examples=max_examples, loss=cfg.train.loss, progress=True, threshold=threshold,
-                      trajectories=trajectories, noise=noise)
-    is_maze = is_maze_data(split.inputs[:64], split.labels[:64], meta.vocab_size)
+                      trajectories=trajectories, noise=noise, keep_predictions=bool(save_predictions) or is_maze)
     scores = None
-    if save_predictions or is_maze:
+    if result.prediction is not None:
         batches = list(examples(split, meta, batch_size, max_examples))
-        inputs, labels, ids = (np.concatenate([b[k] for b in batches]) for k in ("inputs", "labels", "ids"))
-        pred = predict(model, inputs, ids, steps=steps, halt_early=halt_early, batch_size=batch_size,
-                       threshold=threshold)
+        inputs, labels = (np.concatenate([b[k] for b in batches]) for k in ("inputs", "labels"))
+        pred = result.prediction
         scores = maze_scores(inputs, labels, pred.tokens) if is_maze else None
-    if save_predictions:
-        np.savez_compressed(save_predictions, inputs=inputs, labels=labels, predictions=pred.tokens,
-                            steps=pred.steps, halt_probability=pred.halt_probability, vocab_size=meta.vocab_size)
+        if save_predictions:
+            np.savez_compressed(save_predictions, inputs=inputs, labels=labels, predictions=pred.tokens,
+                                steps=pred.steps, halt_probability=pred.halt_probability, vocab_size=meta.vocab_size)
     return CheckpointEval(str(checkpoint), str(data_path), result, halt_early, scores)

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from latentloop.data.format import DatasetMetadata, PuzzleSplit
 from latentloop.data.sampler import test_batches
-from latentloop.evaluation.predict import predict_halting, predict_trajectories
+from latentloop.evaluation.predict import Prediction, predict_halting, predict_trajectories
 from latentloop.models.act import ACT
 from latentloop.models.losses import IGNORE_LABEL, LOSSES
 
@@ -27,6 +27,7 @@ class EvalResult:
     num_examples: int
     seconds: float = 0.0                # wall time of the model work
     per_step_exact_accuracy: list[float] = field(default_factory=list)   # all samples stopped at step s (fixed mode)
+    prediction: Prediction | None = None    # the answers themselves, when asked for (keep_predictions)
 
     @property
     def examples_per_second(self) -> float:
@@ -50,7 +51,7 @@ def _sequence_scores(preds: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
 def evaluate(model: ACT, split: PuzzleSplit, metadata: DatasetMetadata, batch_size: int, device: torch.device,
              steps: int | None = None, halt_early: bool = False, max_examples: int = 0,
              loss: str = "stablemax_cross_entropy", progress: bool = False, threshold: float = 0.5,
-             trajectories: int = 1, noise: float = 0.0, seed: int = 0) -> EvalResult:
+             trajectories: int = 1, noise: float = 0.0, seed: int = 0, keep_predictions: bool = False) -> EvalResult:
     """Evaluate `model` on a split. `steps` defaults to the model's N_sup; `halt_early` stops a sample at the first
     step where sigmoid(q_halt) > threshold (the answer is taken there) instead of always running every step;
     `trajectories` > 1 runs that many noisy copies per sample and keeps the most confident (predict_trajectories)."""
@@ -72,9 +73,10 @@ def evaluate(model: ACT, split: PuzzleSplit, metadata: DatasetMetadata, batch_si
         result = EvalResult(exact_accuracy=exact.float().mean().item(), accuracy=acc.mean().item(),
                             q_halt_accuracy=q_right.float().mean().item(),
                             lm_loss=float(pred.loss.mean()) if pred.loss is not None else float("nan"),
-                            steps=float(pred.steps.mean()), num_examples=len(inputs))
+                            steps=float(pred.steps.mean()), num_examples=len(inputs),
+                            prediction=pred if keep_predictions else None)
     else:
-        result = _evaluate_fixed(model, batches, steps, loss_fn, device, progress)
+        result = _evaluate_fixed(model, batches, steps, loss_fn, device, progress, keep_predictions)
     result.seconds = time.perf_counter() - start
     model.train(was_training)
     return result
@@ -93,12 +95,14 @@ def examples(split, metadata, batch_size: int, max_examples: int):
         yield {"inputs": batch["inputs"][:n], "labels": batch["labels"][:n], "ids": batch["puzzle_identifiers"][:n]}
 
 
-def _evaluate_fixed(model: ACT, batches, steps: int, loss_fn, device, progress: bool) -> EvalResult:
+def _evaluate_fixed(model: ACT, batches, steps: int, loss_fn, device, progress: bool,
+                    keep_predictions: bool) -> EvalResult:
     """Every sample runs `steps` supervision steps; accuracy is also recorded after each step."""
     inner = model.inner
     sums = {"exact": 0.0, "acc": 0.0, "qacc": 0.0, "loss": 0.0}
     per_step = np.zeros(steps)
     count = 0
+    tokens, halts = [], []
     bar = tqdm(total=sum(len(b["inputs"]) for b in batches), desc="eval", unit="puzzle", disable=not progress,
                leave=False)
     for batch in batches:
@@ -116,10 +120,15 @@ def _evaluate_fixed(model: ACT, batches, steps: int, loss_fn, device, progress: 
         sums["acc"] += acc.sum().item()
         sums["qacc"] += ((out.q_halt >= 0) == exact).sum().item()
         sums["loss"] += (loss_fn(out.logits, labels).sum(-1) / divisor).sum().item()
+        if keep_predictions:
+            tokens.append(out.logits.argmax(-1).cpu().numpy())
+            halts.append(torch.sigmoid(out.q_halt).cpu().numpy())
         count += len(inputs)
         bar.update(len(inputs))
     bar.close()
     n = max(count, 1)
     return EvalResult(exact_accuracy=sums["exact"] / n, accuracy=sums["acc"] / n, q_halt_accuracy=sums["qacc"] / n,
                       lm_loss=sums["loss"] / n, steps=float(steps), num_examples=count,
-                      per_step_exact_accuracy=(per_step / n).tolist())
+                      per_step_exact_accuracy=(per_step / n).tolist(),
+                      prediction=Prediction(tokens=np.concatenate(tokens), halt_probability=np.concatenate(halts),
+                                            steps=np.full(count, steps)) if keep_predictions else None)
