@@ -11,6 +11,7 @@ import pytest
 from latentloop.cli import main
 from latentloop.data import maze
 from latentloop.data.format import read_split
+from latentloop.data.grids import NUM_DIHEDRAL, dihedral
 from latentloop.errors import DataError
 
 SIZE, MIN_PATH = 8, 14
@@ -81,12 +82,12 @@ def test_impossible_recipe_and_bad_arguments_fail_clearly():
 
 def test_dihedral_augmentation_keeps_paths_valid(mazes):
     images = set()
-    for t in range(maze.DIHEDRAL):
-        q, a = maze.dihedral(mazes.questions[:5], t), maze.dihedral(mazes.answers[:5], t)
+    for t in range(NUM_DIHEDRAL):
+        q, a = dihedral(mazes.questions[:5], t), dihedral(mazes.answers[:5], t)
         for qi, ai, rating in zip(q, a, mazes.ratings[:5]):
             assert assert_labelled_shortest(qi, ai) == rating
         images.add(q[0].tobytes())
-    assert len(images) == maze.DIHEDRAL
+    assert len(images) == NUM_DIHEDRAL
 
 
 def test_text_round_trips(mazes):

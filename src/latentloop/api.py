@@ -11,6 +11,7 @@ import torch
 
 from latentloop.config import RunConfig, apply_overrides, load_preset
 from latentloop.data.format import read_split
+from latentloop.data.grids import NUM_DIHEDRAL
 from latentloop.errors import ConfigError
 from latentloop.evaluation.evaluate import EvalResult, evaluate, examples
 from latentloop.evaluation.maze_metrics import MazeScores, is_maze_data, maze_scores
@@ -50,8 +51,8 @@ def _generate_maze(data_path: Path, d, log) -> None:
     from latentloop.data import maze
     from latentloop.training.distributed import world_size_from_env
 
-    if d.num_aug not in (0, maze.DIHEDRAL - 1):
-        raise ConfigError(f"data.num_aug for mazes is 0 or {maze.DIHEDRAL - 1} (the dihedral images), got {d.num_aug}")
+    if d.num_aug not in (0, NUM_DIHEDRAL - 1):
+        raise ConfigError(f"data.num_aug for mazes is 0 or {NUM_DIHEDRAL - 1} (the dihedral images), got {d.num_aug}")
     command = (f"latentloop data maze --size {d.size} --num-train {d.num_train} --num-test {d.num_test} "
                f"--min-path {d.min_path} --seed {d.seed}{' --aug' if d.num_aug else ''} --out {data_path}")
     if world_size_from_env() > 1:  # every rank would write the same files at the same time

@@ -30,6 +30,7 @@ from latentloop.data.format import (
     write_identifiers,
     write_split,
 )
+from latentloop.data.grids import NUM_DIHEDRAL, dihedral
 from latentloop.data.puzzle_csv import CSV_COLUMNS, read_rows
 from latentloop.errors import DataError
 
@@ -40,7 +41,6 @@ OPEN_ALIAS = "."                     # accepted for open cells, and used by form
 MAX_GENERATED_SIZE = 64              # one uint64 bitboard word per row
 CHUNK = 1024                         # candidate mazes per seeded chunk: the unit of determinism
 MAX_FRUITLESS_CHUNKS = 200           # give up when this many chunks in a row yield nothing
-DIHEDRAL = 8
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -402,15 +402,6 @@ def has_several_shortest_paths(questions: np.ndarray) -> np.ndarray:
     return on.sum(axis=(1, 2)) > d + 1
 
 
-def dihedral(grids: np.ndarray, transform: int) -> np.ndarray:
-    """One of the 8 symmetries of the square on grids ``[..., s, s]``: 0-3 rotate by 90 degrees k times, 4-7 the
-    same after a transpose. Walls, S, G and the path move together, so a shortest path stays a shortest path."""
-    grids = np.asarray(grids)
-    if transform >= 4:
-        grids = np.swapaxes(grids, -1, -2)
-    return np.rot90(grids, transform % 4, axes=(-2, -1))
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # CSV input and output (the official maze-30x30-hard-1k layout)
 
@@ -492,7 +483,7 @@ class BuildSummary:
     test_several_shortest: float
 
     def __str__(self) -> str:
-        variants = DIHEDRAL if self.augmented else 1
+        variants = NUM_DIHEDRAL if self.augmented else 1
         return "\n".join([
             f"wrote {self.out_dir} ({self.size}x{self.size} mazes, vocab {VOCAB_SIZE}, seq_len {self.size ** 2})",
             f"  train: {self.train_mazes} mazes x {variants} variants = {self.train_puzzles} examples, "
@@ -504,7 +495,7 @@ class BuildSummary:
 
 def _write_maze_split(split_dir: Path, mazes: Mazes, augment: bool) -> int:
     """Each maze is one group: a single puzzle, or its 8 dihedral images as 8 puzzles (the official ``--aug``)."""
-    variants = DIHEDRAL if augment else 1
+    variants = NUM_DIHEDRAL if augment else 1
     q = np.stack([dihedral(mazes.questions, t) for t in range(variants)], axis=1)
     a = np.stack([dihedral(mazes.answers, t) for t in range(variants)], axis=1)
     total = len(mazes) * variants
