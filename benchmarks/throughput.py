@@ -15,19 +15,26 @@ Each subprocess also measures a reference, the dense matmul throughput of the ma
 and just after its timed steps (so it sees the same load from other processes); the achieved model GFLOP/s, from
 FLOPs counted with `torch.utils.flop_counter.FlopCounterMode`, is reported as a share of it.
 
-    python benchmarks/throughput.py                              # the three default configs, ~2-3 min on 2 idle cores
+`--variants` compares speed options (config overrides such as forward_dtype=bfloat16, no_grad_dtype=bfloat16,
+compile=true, threads=1) of each config in one process, timed in interleaved rounds so that they share the machine's
+load, and reports medians and ratios to the first variant.
+
+    python benchmarks/throughput.py                              # the default configs, a few minutes on 2 idle cores
     python benchmarks/throughput.py --configs cpu-sudoku6 --steps 50 --json bench.json
+    python benchmarks/throughput.py --configs cpu-sudoku6 --variants base forward_dtype=bfloat16 compile=true
     python benchmarks/throughput.py --device cuda --dtype bfloat16 --batch 768
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -38,7 +45,9 @@ import torch
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
-from latentloop.config import RunConfig, load_preset
+from latentloop.config import RunConfig, apply_overrides, load_preset
+from latentloop.data.format import read_split
+from latentloop.data.sampler import GroupSampler
 from latentloop.errors import ConfigError
 from latentloop.models import build_model, count_parameters
 from latentloop.models.act import ACT, Carry
@@ -53,9 +62,10 @@ RESULT_PREFIX = "RESULT "   # the line a worker prints for the parent to parse; 
 
 @dataclass
 class Row:
-    """One config's measurements; also the JSON record written by --json."""
+    """One config's (or one variant's) measurements; also the JSON record written by --json."""
 
     config: str
+    variant: str                           # "base", or the overrides of this variant
     params: int
     batch: int
     dtype: str
@@ -63,11 +73,18 @@ class Row:
     threads: int
     warmup: int
     eval_warmup: int
-    steps: int
+    steps: int                             # timed steps per round
+    rounds: int                            # interleaved rounds; the figures are medians over them
+    warmup_seconds: float                  # the warmup steps, torch.compile's compilation included
     train_samples_per_s: float
     train_ms_per_step: float
+    train_cpu_ms_per_step: float           # process CPU time: less sensitive than wall time to other jobs
     eval_samples_per_s: float
     eval_ms_per_step: float
+    eval_cpu_ms_per_step: float
+    train_speedup: float                   # median wall time of the first variant / this one's
+    train_cpu_speedup: float
+    eval_speedup: float
     train_gflop_per_sample: float          # model FLOPs of one training step, per sample (forward + backward)
     eval_gflop_per_sample: float
     achieved_gflops: float                 # train_gflop_per_sample * train_samples_per_s
@@ -75,8 +92,9 @@ class Row:
     matmul_gflops_before: float            # measured in the worker just before timing
     matmul_gflops_after: float             # ... and just after, so both see the same load on the machine
     percent_of_peak: float
-    peak_rss_mib: float
+    peak_rss_mib: float                    # of the worker process: with several variants, the largest of them
     peak_gpu_mib: float | None = None
+    loader_ms_per_step: float | None = None    # with --data: GroupSampler + torch.as_tensor per batch
     model: dict[str, Any] = field(default_factory=dict)
 
 
@@ -273,90 +291,185 @@ def count_flops_per_sample(trainer: Trainer, cfg: RunConfig, device: torch.devic
     return train_flops / 1e9, counter.get_total_flops() / 1e9
 
 
-def time_training(trainer: Trainer, batch: dict[str, torch.Tensor], warmup: int, steps: int,
-                  device: torch.device) -> float:
-    """Seconds for `steps` training steps after `warmup` untimed ones (first-step allocations, optimizer state)."""
-    trainer.model.train()
-    carry = trainer.model.initial_carry(batch)
-    for _ in range(warmup):
-        carry = trainer.step(carry, batch)
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        carry = trainer.step(carry, batch)
-    synchronize(device)
-    return time.perf_counter() - start
+def parse_variant(spec: str) -> list[str]:
+    """A variant on the command line: comma-separated key=value overrides, or "base" for none."""
+    return [] if spec in ("", "base") else [item.strip() for item in spec.split(",") if item.strip()]
 
 
-@torch.no_grad()
-def time_evaluation(model: ACT, batch: dict[str, torch.Tensor], warmup: int, steps: int, device: torch.device) -> float:
-    """Seconds for `steps` eval supervision steps of the inner model, carrying the state as evaluate() does."""
-    model.eval()
-    inner = model.inner
-    state = inner.initial_state(batch["inputs"].shape[0], device)
-    inputs, ids = batch["inputs"], batch["puzzle_identifiers"]
-    for _ in range(warmup):
-        state, out = inner(state, inputs, ids)
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        state, out = inner(state, inputs, ids)
-        out.logits.argmax(-1)    # evaluate() reads the prediction after every step
-    synchronize(device)
-    model.train()
-    return time.perf_counter() - start
+@dataclass
+class Variant:
+    """One model + trainer under test, with its own carry, eval state and per-round timings."""
+
+    name: str
+    cfg: RunConfig
+    model: ACT
+    trainer: Trainer
+    carry: Carry
+    state: Any
+    train_gflop: float
+    eval_gflop: float
+    warmup_seconds: float
+    timings: dict[str, list[float]] = field(default_factory=dict)
+
+    def record(self, key: str, value: float) -> None:
+        self.timings.setdefault(key, []).append(value)
+
+    def median(self, key: str) -> float:
+        return statistics.median(self.timings[key])
 
 
-def run_worker(options: dict[str, Any]) -> Row:
-    """Build one config, count its FLOPs, time training and evaluation, and report peak memory."""
-    device = torch.device(options["device"])
-    cfg = bench_config(load_preset(options["config"]))
-    dtype = pick_dtype(options["dtype"], cfg.model.forward_dtype, device)
-    cfg.model.forward_dtype = dtype
-    batch_size = options["batch"] or (PAPER_BATCH if is_paper_size(cfg) else cfg.train.global_batch_size)
-    warmup, eval_warmup, steps = default_counts(cfg, device)
-    if options["warmup"] is not None:
-        warmup = eval_warmup = options["warmup"]
-    steps = steps if options["steps"] is None else options["steps"]
-    torch_dtype = getattr(torch, dtype)
-
-    # The reference runs before the model exists and after the memory peaks are read, so it is not in them.
-    matmul_before = matmul_gflops(device, torch_dtype, options["matmul_size"])
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
+def build_variant(name: str, cfg: RunConfig, batch: dict[str, torch.Tensor], device: torch.device, warmup: int,
+                  eval_warmup: int) -> Variant:
+    """Model, optimizers and FLOP counts (on the eager model), then compile if asked and run the warmup steps."""
     torch.manual_seed(0)
     model = build_model(cfg.model).to(device)
     trainer = Trainer(cfg, model, device)
     train_gflop, eval_gflop = count_flops_per_sample(trainer, cfg, device)
-    batch = random_batch(cfg, batch_size, device, torch.Generator().manual_seed(0))
+    set_threads(cfg)
+    start = time.perf_counter()
+    if cfg.train.compile:
+        model.inner.compile_networks()
+    model.train()
+    carry = model.initial_carry(batch)
+    for _ in range(warmup):
+        carry = trainer.step(carry, batch)
+    state = model.inner.initial_state(batch["inputs"].shape[0], device)
+    if eval_warmup:
+        state = evaluation_steps(model, state, batch, eval_warmup)
+    synchronize(device)
+    return Variant(name=name, cfg=cfg, model=model, trainer=trainer, carry=carry, state=state,
+                   train_gflop=train_gflop, eval_gflop=eval_gflop, warmup_seconds=time.perf_counter() - start)
 
-    train_seconds = time_training(trainer, batch, warmup, steps, device)
-    eval_seconds = time_evaluation(model, batch, eval_warmup, steps, device)
+
+DEFAULT_THREADS = torch.get_num_threads()
+
+
+def set_threads(cfg: RunConfig) -> None:
+    """Apply the variant's `threads`; 0 = torch's default, restored in case the previous variant changed it."""
+    torch.set_num_threads(cfg.train.threads or DEFAULT_THREADS)
+
+
+@torch.no_grad()
+def evaluation_steps(model: ACT, state: Any, batch: dict[str, torch.Tensor], steps: int) -> Any:
+    """`steps` eval supervision steps of the inner model, carrying the state as evaluate() does."""
+    model.eval()
+    for _ in range(steps):
+        state, out = model.inner(state, batch["inputs"], batch["puzzle_identifiers"])
+        out.logits.argmax(-1)    # evaluate() reads the prediction after every step
+    model.train()
+    return state
+
+
+class Loader:
+    """The training loop's batch assembly (GroupSampler + torch.as_tensor) on a real dataset, timed on its own."""
+
+    def __init__(self, data_path: str, cfg: RunConfig, batch_size: int, device: torch.device) -> None:
+        split, meta = read_split(os.path.join(data_path, "train"))
+        if (meta.seq_len, meta.vocab_size) != (cfg.model.seq_len, cfg.model.vocab_size):
+            sys.exit(f"{data_path} has seq_len {meta.seq_len} and vocab {meta.vocab_size}; the config expects "
+                     f"{cfg.model.seq_len} and {cfg.model.vocab_size}")
+        self.batches = iter(GroupSampler(split, meta, batch_size, seed=0))
+        self.device = device
+        self.seconds = 0.0
+        self.count = 0
+
+    def next(self) -> dict[str, torch.Tensor]:
+        start = time.perf_counter()
+        batch = {k: torch.as_tensor(v, device=self.device) for k, v in next(self.batches).items()}
+        self.seconds += time.perf_counter() - start
+        self.count += 1
+        return batch
+
+
+def time_round(variant: Variant, batch: dict[str, torch.Tensor], steps: int, device: torch.device,
+               loader: Loader | None) -> None:
+    """One round: `steps` training steps, then `steps` eval steps; wall and process CPU seconds of each."""
+    set_threads(variant.cfg)
+    synchronize(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        variant.carry = variant.trainer.step(variant.carry, loader.next() if loader else batch)
+    synchronize(device)
+    variant.record("train", time.perf_counter() - wall)
+    variant.record("train_cpu", time.process_time() - cpu)
+    wall, cpu = time.perf_counter(), time.process_time()
+    variant.state = evaluation_steps(variant.model, variant.state, batch, steps)
+    synchronize(device)
+    variant.record("eval", time.perf_counter() - wall)
+    variant.record("eval_cpu", time.process_time() - cpu)
+
+
+def run_worker(options: dict[str, Any]) -> list[Row]:
+    """Build every variant of one config, count FLOPs, time them in interleaved rounds, report medians and memory.
+
+    Interleaving (variant A, B, C, A, B, C, ...) gives every variant the same share of whatever else the machine is
+    doing, so the ratios between variants hold even when the absolute figures do not.
+    """
+    device = torch.device(options["device"])
+    base = bench_config(load_preset(options["config"]))
+    base.model.forward_dtype = pick_dtype(options["dtype"], base.model.forward_dtype, device)
+    apply_overrides(base, options["overrides"])
+    batch_size = options["batch"] or (PAPER_BATCH if is_paper_size(base) else base.train.global_batch_size)
+    warmup, eval_warmup, steps = default_counts(base, device)
+    if options["warmup"] is not None:
+        warmup = eval_warmup = options["warmup"]
+    steps = steps if options["steps"] is None else options["steps"]
+    configs = {spec or "base": apply_overrides(copy.deepcopy(base), parse_variant(spec))
+               for spec in options["variants"]}
+    dtypes = sorted({cfg.model.forward_dtype for cfg in configs.values()})
+
+    # The reference runs before the models exist and after the memory peaks are read, so it is not in them.
+    matmul_before = {d: matmul_gflops(device, getattr(torch, d), options["matmul_size"]) for d in dtypes}
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    batch = random_batch(base, batch_size, device, torch.Generator().manual_seed(0))
+    loader = Loader(options["data"], base, batch_size, device) if options["data"] else None
+    variants = [build_variant(name, cfg, batch, device, warmup, eval_warmup) for name, cfg in configs.items()]
+    for _ in range(options["rounds"]):
+        for variant in variants:
+            time_round(variant, batch, steps, device, loader)
     rss_mib = peak_rss_mib()
     gpu_mib = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    matmul_after = matmul_gflops(device, torch_dtype, options["matmul_size"])
-    train_rate = batch_size * steps / train_seconds
-    matmul_peak = max(matmul_before, matmul_after)
-    return Row(
-        config=options["config"], params=count_parameters(model), batch=batch_size, dtype=dtype, device=device.type,
-        threads=torch.get_num_threads(), warmup=warmup, eval_warmup=eval_warmup, steps=steps,
-        train_samples_per_s=train_rate, train_ms_per_step=1000 * train_seconds / steps,
-        eval_samples_per_s=batch_size * steps / eval_seconds, eval_ms_per_step=1000 * eval_seconds / steps,
-        train_gflop_per_sample=train_gflop, eval_gflop_per_sample=eval_gflop, achieved_gflops=train_gflop * train_rate,
-        matmul_peak_gflops=matmul_peak, matmul_gflops_before=matmul_before, matmul_gflops_after=matmul_after,
-        percent_of_peak=100 * train_gflop * train_rate / matmul_peak, peak_rss_mib=rss_mib, peak_gpu_mib=gpu_mib,
-        model={k: getattr(cfg.model, k) for k in ("hidden_size", "layers", "T", "n", "N_sup", "mlp_t", "vocab_size",
-                                                  "seq_len", "prefix_len")},
-    )
+    matmul_after = {d: matmul_gflops(device, getattr(torch, d), options["matmul_size"]) for d in dtypes}
+
+    first = variants[0]
+    rows = []
+    for v in variants:
+        dtype = v.cfg.model.forward_dtype
+        train_seconds, eval_seconds = v.median("train") / steps, v.median("eval") / steps
+        train_rate = batch_size / train_seconds
+        peak = max(matmul_before[dtype], matmul_after[dtype])
+        rows.append(Row(
+            config=options["config"], variant=v.name, params=count_parameters(v.model), batch=batch_size,
+            dtype=dtype + (f" (no-grad {v.cfg.model.no_grad_dtype})" if v.cfg.model.no_grad_dtype else ""),
+            device=device.type, threads=v.cfg.train.threads or DEFAULT_THREADS,
+            warmup=warmup, eval_warmup=eval_warmup, steps=steps, rounds=options["rounds"],
+            warmup_seconds=v.warmup_seconds,
+            train_samples_per_s=train_rate, train_ms_per_step=1000 * train_seconds,
+            train_cpu_ms_per_step=1000 * v.median("train_cpu") / steps,
+            eval_samples_per_s=batch_size / eval_seconds, eval_ms_per_step=1000 * eval_seconds,
+            eval_cpu_ms_per_step=1000 * v.median("eval_cpu") / steps,
+            train_speedup=first.median("train") / v.median("train"),
+            train_cpu_speedup=first.median("train_cpu") / v.median("train_cpu"),
+            eval_speedup=first.median("eval") / v.median("eval"),
+            train_gflop_per_sample=v.train_gflop, eval_gflop_per_sample=v.eval_gflop,
+            achieved_gflops=v.train_gflop * train_rate, matmul_peak_gflops=peak,
+            matmul_gflops_before=matmul_before[dtype], matmul_gflops_after=matmul_after[dtype],
+            percent_of_peak=100 * v.train_gflop * train_rate / peak, peak_rss_mib=rss_mib, peak_gpu_mib=gpu_mib,
+            loader_ms_per_step=1000 * loader.seconds / loader.count if loader else None,
+            model={k: getattr(v.cfg.model, k) for k in ("hidden_size", "layers", "T", "n", "N_sup", "mlp_t",
+                                                        "vocab_size", "seq_len", "prefix_len")},
+        ))
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Parent: reference, subprocesses, table
 
 
-def run_in_subprocess(options: dict[str, Any]) -> Row | str:
-    """Run one config in a fresh interpreter; returns its Row, or the error text if it failed."""
+def run_in_subprocess(options: dict[str, Any]) -> list[Row] | str:
+    """Run one config (all its variants) in a fresh interpreter; returns its rows, or the error text if it failed."""
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(options)],
                           stdout=subprocess.PIPE, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
@@ -365,20 +478,33 @@ def run_in_subprocess(options: dict[str, Any]) -> Row | str:
             print(line)
     if proc.returncode or not lines:
         return f"failed with exit code {proc.returncode} (see stderr above)"
-    return Row(**json.loads(lines[-1][len(RESULT_PREFIX):]))
+    return [Row(**record) for record in json.loads(lines[-1][len(RESULT_PREFIX):])]
 
 
 def format_table(rows: list[Row], gpu: bool) -> str:
-    """A plain markdown table, one row per config."""
-    header = ["config", "params", "batch", "dtype", "train samples/s", "ms/step", "GFLOP/step-sample",
-              "achieved GFLOP/s", "% of matmul peak", "eval samples/s", "peak RSS MiB"]
+    """A plain markdown table, one row per config and variant."""
+    variants = any(r.variant != "base" for r in rows)
+    loader = any(r.loader_ms_per_step is not None for r in rows)
+    header = ["config", *(["variant"] if variants else []), "params", "batch", "dtype", "threads",
+              "train samples/s", "ms/step", "CPU ms/step", *(["x wall", "x CPU"] if variants else []),
+              "GFLOP/step-sample", "achieved GFLOP/s", "% of matmul peak", "eval samples/s",
+              *(["eval x"] if variants else []), "warmup s", "peak RSS MiB"]
+    if loader:
+        header += ["loader ms/step", "loader share"]
     if gpu:
         header.append("peak GPU MiB")
     body = []
     for r in rows:
-        cells = [r.config, f"{r.params / 1e6:.2f}M", str(r.batch), r.dtype, f"{r.train_samples_per_s:,.1f}",
-                 f"{r.train_ms_per_step:,.1f}", f"{r.train_gflop_per_sample:,.2f}", f"{r.achieved_gflops:,.1f}",
-                 f"{r.percent_of_peak:.1f}%", f"{r.eval_samples_per_s:,.1f}", f"{r.peak_rss_mib:,.0f}"]
+        cells = [r.config, *([r.variant] if variants else []), f"{r.params / 1e6:.2f}M", str(r.batch), r.dtype,
+                 str(r.threads), f"{r.train_samples_per_s:,.1f}", f"{r.train_ms_per_step:,.1f}",
+                 f"{r.train_cpu_ms_per_step:,.1f}",
+                 *([f"{r.train_speedup:.2f}", f"{r.train_cpu_speedup:.2f}"] if variants else []),
+                 f"{r.train_gflop_per_sample:,.2f}", f"{r.achieved_gflops:,.1f}", f"{r.percent_of_peak:.1f}%",
+                 f"{r.eval_samples_per_s:,.1f}", *([f"{r.eval_speedup:.2f}"] if variants else []),
+                 f"{r.warmup_seconds:,.1f}", f"{r.peak_rss_mib:,.0f}"]
+        if loader:
+            share = r.loader_ms_per_step / (r.loader_ms_per_step + r.train_ms_per_step) if r.loader_ms_per_step else 0
+            cells += [f"{r.loader_ms_per_step or 0:.3f}", f"{100 * share:.2f}%"]
         if gpu:
             cells.append(f"{r.peak_gpu_mib:,.0f}" if r.peak_gpu_mib is not None else "-")
         body.append(cells)
@@ -398,32 +524,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"batch size for every config (default: {PAPER_BATCH} for paper-size presets, "
                              "the preset's global_batch_size otherwise)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="timed steps (default: 1 for paper-size presets on CPU, 10 for small ones, 30 on GPU)")
+                        help="timed steps per round (default: 1 for paper-size presets on CPU, 10 for small ones, "
+                             "30 on GPU)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="untimed steps before timing training and eval (default: 1 before training and none "
                              "before eval for paper-size presets on CPU, 2 for small ones, 5 on GPU)")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
                         help="forward dtype (default auto: float32 on CPU, the preset's dtype on GPU)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every config and variant, e.g. threads=1")
+    parser.add_argument("--variants", nargs="+", default=["base"], metavar="SPEC",
+                        help="variants to compare, each a comma-separated list of overrides or 'base', e.g. "
+                             "base forward_dtype=bfloat16 compile=true,no_grad_dtype=bfloat16; they run in one "
+                             "process per config, interleaved, and are reported as ratios to the first")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="interleaved timing rounds, medians reported (default: 1, or 3 with variants)")
+    parser.add_argument("--data", metavar="PATH",
+                        help="draw training batches with the loop's GroupSampler from this dataset (shapes must "
+                             "match the config) and time batch assembly on its own")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--matmul-size", type=int, default=0,
                         help="matrix size of the reference matmul (default: 2048 on CPU, 8192 on GPU)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows (and the reference) as JSON")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if (args.steps is not None and args.steps < 1) or (args.warmup is not None and args.warmup < 0) or args.batch < 0:
-        parser.error("--steps must be >= 1, --warmup and --batch >= 0")
+    if (args.steps is not None and args.steps < 1) or (args.warmup is not None and args.warmup < 0) or \
+            args.batch < 0 or args.rounds < 0:
+        parser.error("--steps must be >= 1, --warmup, --batch and --rounds >= 0")
+    args.rounds = args.rounds or (3 if len(args.variants) > 1 else 1)
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.worker:
-        row = run_worker(json.loads(args.worker))
-        print(RESULT_PREFIX + json.dumps(asdict(row)), flush=True)
+        rows = run_worker(json.loads(args.worker))
+        print(RESULT_PREFIX + json.dumps([asdict(row) for row in rows]), flush=True)
         return
 
     try:
-        presets = [load_preset(name) for name in args.configs]
+        presets = [apply_overrides(load_preset(name), args.set) for name in args.configs]
+        for spec in args.variants:
+            apply_overrides(load_preset(args.configs[0]), parse_variant(spec))
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
     sys.stdout.reconfigure(line_buffering=True)   # keep our lines in order with the workers' when piped
@@ -435,30 +577,34 @@ def main(argv: list[str] | None = None) -> None:
     if hasattr(os, "getloadavg"):
         # Other processes on the same cores slow every figure below, the matmul reference included.
         print(f"load average before the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} logical CPUs")
-    dtypes = sorted({pick_dtype(args.dtype, cfg.model.forward_dtype, device) for cfg in presets})
     matmul_size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
     if device.type == "cpu" and args.steps is None and any(is_paper_size(cfg) for cfg in presets):
         print("note: a paper-size step takes tens of seconds on a CPU, so those configs are timed over 1 warmup + "
-              "1 timed training step and 1 eval step (rough figures; pass --steps/--warmup for more)")
+              "1 timed training step and 1 eval step per round (rough figures; pass --steps/--warmup for more)")
     if args.dtype == "auto":
-        print(f"dtype: {', '.join(dtypes)} (auto: float32 on CPU, the preset's own dtype on GPU; "
-              "the official bf16 is a GPU choice)")
+        print("dtype auto: float32 on CPU, the preset's own dtype on GPU (the official bf16 is a GPU choice); "
+              "variants may override it")
 
     rows: list[Row] = []
     for name in args.configs:
         print(f"  {name} ...", flush=True)
         t0 = time.perf_counter()
         options = {"config": name, "device": str(device), "dtype": args.dtype, "batch": args.batch,
-                   "steps": args.steps, "warmup": args.warmup, "matmul_size": matmul_size}
+                   "steps": args.steps, "warmup": args.warmup, "matmul_size": matmul_size, "overrides": args.set,
+                   "variants": args.variants, "rounds": args.rounds, "data": args.data}
         result = run_in_subprocess(options)
         if isinstance(result, str):
             print(f"{name}: {result}", file=sys.stderr)
             continue
-        rows.append(result)
-        print(f"  {name}: {result.steps} timed step(s) each for training and eval, after {result.warmup} "
-              f"(training) and {result.eval_warmup} (eval) warmup step(s); "
-              f"{matmul_size}^3 {result.dtype} matmul reference {result.matmul_gflops_before:,.1f} GFLOP/s before, "
-              f"{result.matmul_gflops_after:,.1f} after; {time.perf_counter() - t0:.0f} s", flush=True)
+        rows.extend(result)
+        if len(args.configs) > 1:
+            print(format_table(result, gpu=device.type == "cuda"))  # so a run cut short still shows what it did
+        first = result[0]
+        print(f"  {name}: {first.rounds} round(s) of {first.steps} timed step(s) each for training and eval, after "
+              f"{first.warmup} (training) and {first.eval_warmup} (eval) warmup step(s); {matmul_size}^3 matmul "
+              f"reference " + ", ".join(sorted({f"{r.dtype.split()[0]} {r.matmul_gflops_before:,.1f} before, "
+                                                f"{r.matmul_gflops_after:,.1f} after" for r in result}))
+              + f" GFLOP/s; {time.perf_counter() - t0:.0f} s", flush=True)
 
     print()
     print(format_table(rows, gpu=device.type == "cuda"))
@@ -466,15 +612,18 @@ def main(argv: list[str] | None = None) -> None:
     print("Training step = ACT forward + act_loss + backward + AdamATan2 + sign-SGD + EMA (one supervision step); "
           "eval step = one no-grad supervision step of the inner model. GFLOP counts matmuls and attention "
           "(forward + backward) with FlopCounterMode. % of matmul peak = achieved GFLOP/s over the better of the "
-          "matmul references taken in the same process before and after timing (over 100% means the load on the "
-          "machine changed in between). Peak RSS includes the few hundred MiB of the torch runtime.")
+          "matmul references (in the variant's forward dtype) taken in the same process before and after timing "
+          "(over 100% means the load on the machine changed in between). x wall / x CPU = the first variant's "
+          "median time over this one's (variants run interleaved in one process, so they share the machine's "
+          "load; CPU time is the process's, all threads). Warmup s includes torch.compile's compilation. Peak RSS "
+          "includes the few hundred MiB of the torch runtime and, with variants, covers all of them.")
     load = f", load average {os.getloadavg()[0]:.2f} at the end" if hasattr(os, "getloadavg") else ""
     print(f"total {time.perf_counter() - start:.0f} s{load}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"device": device.type, "device_name": where, "torch": torch.__version__,
                        "threads": torch.get_num_threads(), "matmul_size": matmul_size,
-                       "rows": [asdict(r) for r in rows]}, handle, indent=2)
+                       "command": " ".join(sys.argv), "rows": [asdict(r) for r in rows]}, handle, indent=2)
         print(f"wrote {args.json}")
 
 

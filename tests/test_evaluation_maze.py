@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from latentloop.data import maze
-from latentloop.evaluation.maze_metrics import is_maze_data, maze_scores
+from latentloop.evaluation.maze_metrics import is_maze_data, maze_scores, maze_tally_for
 from latentloop.evaluation.solve import MazeTask, SudokuTask, task_for_model
 from latentloop.models.config import ModelConfig
 
@@ -122,3 +122,27 @@ def test_solve_adapter(tmp_path):
     assert style.text(maze.START) == "S" and style.color(maze.WALL) != style.color(maze.PATH)
     with pytest.raises(Exception, match="file not found"):
         task.read(str(tmp_path / "missing.txt"))
+
+
+def test_tally_adds_up_batches_like_the_whole_set_scores():
+    q = maze.to_tokens(np.stack([grid(QUESTION)] * 4))
+    preds = maze.to_tokens(np.stack([grid(LABEL), grid(ALTERNATIVE), grid(DETOUR), grid(BROKEN)]))
+    tally = maze_tally_for(q, q, maze.VOCAB_SIZE)
+    assert tally is not None and maze_tally_for(q[:, :15], q[:, :15], maze.VOCAB_SIZE) is None
+    tally.update(np.zeros(3), q[:3], preds[:3], np.zeros(3))
+    tally.update(np.zeros(1), q[3:], preds[3:], np.zeros(1))
+    assert tally.metrics() == {"valid_path_accuracy": 0.5}
+
+
+def test_periodic_evaluation_reports_valid_paths_on_maze_data(tmp_path):
+    from latentloop.config import apply_overrides, load_preset
+    from latentloop.training.loop import train
+
+    maze.build_generated(tmp_path / "mazes", 64, 16, 5, 4, 0, workers=1)
+    cfg = apply_overrides(load_preset("cpu-maze"), [
+        f"data_path={tmp_path / 'mazes'}", f"out_dir={tmp_path / 'run'}", "hidden_size=32", "num_heads=2",
+        "layers=1", "T=1", "n=1", "N_sup=2", "puzzle_emb_ndim=32", "global_batch_size=32", "epochs=2",
+        "eval_interval=1"])
+    result = train(cfg, progress=False, log=lambda *_: None)
+    evals = [r for r in result.history if "eval/exact_accuracy" in r]
+    assert len(evals) == 2 and all(0.0 <= r["eval/valid_path_accuracy"] <= 1.0 for r in evals)

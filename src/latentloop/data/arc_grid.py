@@ -2,6 +2,8 @@
 
 Tokens (official §10.2): 0 PAD (ignored in the loss), 1 EOS, 2..11 the colours 0..9. A grid sits in the canvas at an
 offset (r, c); EOS fills the row below it and the column right of it, so the model must also predict the grid's size.
+The canvas is 30x30 as in the papers; a smaller square canvas (for CPU-sized tasks with small grids) is the same
+encoding with a shorter sequence, and everything that reads tokens takes the side from the sequence length.
 
 A :class:`Variant` is one augmentation: a dihedral transform and a colour permutation with black fixed. Its name
 ``{task}|||t{k}|||{colours}`` (the TRM builder's format) is all an evaluator needs to undo it; HRM's
@@ -11,6 +13,7 @@ A :class:`Variant` is one augmentation: a dihedral transform and a colour permut
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -86,7 +89,21 @@ def parse_name(name: str) -> tuple[str, Variant]:
         raise DataError(f"identifier {name!r}: {exc}") from None
 
 
-def check_grid(grid: Any, where: str) -> np.ndarray:
+def canvas_side(seq_len: int) -> int:
+    """The canvas side of an ARC sequence length (900 -> 30); a ValueError when it is not a square of 1-30."""
+    side = math.isqrt(seq_len)
+    if side * side != seq_len or not 1 <= side <= CANVAS:
+        raise ValueError(f"an ARC sequence is a square canvas of at most {SEQ_LEN} tokens, got {seq_len}")
+    return side
+
+
+def is_arc_shape(vocab_size: int, seq_len: int) -> bool:
+    """ARC's 12-token vocabulary on a square canvas (Sudoku and mazes use other vocabularies)."""
+    side = math.isqrt(seq_len)
+    return vocab_size == VOCAB_SIZE and side * side == seq_len and 1 <= side <= CANVAS
+
+
+def check_grid(grid: Any, where: str, canvas: int = CANVAS) -> np.ndarray:
     """A task file's grid as uint8 [h, w], or a DataError naming ``where`` (task and pair) and the problem."""
     if not isinstance(grid, list) or not grid or not all(isinstance(row, list) for row in grid):
         raise DataError(f"{where}: a grid must be a non-empty list of rows")
@@ -96,8 +113,8 @@ def check_grid(grid: Any, where: str) -> np.ndarray:
     height, width = len(grid), widths.pop()
     if width == 0:
         raise DataError(f"{where}: a grid row is empty")
-    if height > CANVAS or width > CANVAS:
-        raise DataError(f"{where}: grid is {height}x{width}, larger than the {CANVAS}x{CANVAS} canvas")
+    if height > canvas or width > canvas:
+        raise DataError(f"{where}: grid is {height}x{width}, larger than the {canvas}x{canvas} canvas")
     cells = [cell for row in grid for cell in row]
     if not all(isinstance(cell, int) and not isinstance(cell, bool) and 0 <= cell < NUM_COLOURS for cell in cells):
         bad = next(c for c in cells if not (isinstance(c, int) and not isinstance(c, bool) and 0 <= c < NUM_COLOURS))
@@ -105,35 +122,37 @@ def check_grid(grid: Any, where: str) -> np.ndarray:
     return np.asarray(grid, dtype=np.uint8)
 
 
-def encode_grid(grid: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """The flat canvas tokens [900] of one grid placed at ``offset``, with its EOS border."""
+def encode_grid(grid: np.ndarray, offset: tuple[int, int] = (0, 0), canvas: int = CANVAS) -> np.ndarray:
+    """The flat canvas tokens [canvas^2] of one grid placed at ``offset``, with its EOS border."""
     rows, cols = grid.shape
     r, c = offset
-    if not (0 <= r and 0 <= c and r + rows <= CANVAS and c + cols <= CANVAS):
-        raise ValueError(f"a {rows}x{cols} grid does not fit the canvas at offset {offset}")
-    canvas = np.full((CANVAS, CANVAS), PAD, dtype=np.uint8)
-    canvas[r:r + rows, c:c + cols] = grid + COLOUR_OFFSET
-    if r + rows < CANVAS:
-        canvas[r + rows, c:c + cols] = EOS
-    if c + cols < CANVAS:
-        canvas[r:r + rows, c + cols] = EOS
-    return canvas.reshape(SEQ_LEN)
+    if not (0 <= r and 0 <= c and r + rows <= canvas and c + cols <= canvas):
+        raise ValueError(f"a {rows}x{cols} grid does not fit the {canvas}x{canvas} canvas at offset {offset}")
+    tokens = np.full((canvas, canvas), PAD, dtype=np.uint8)
+    tokens[r:r + rows, c:c + cols] = grid + COLOUR_OFFSET
+    if r + rows < canvas:
+        tokens[r + rows, c:c + cols] = EOS
+    if c + cols < canvas:
+        tokens[r:r + rows, c + cols] = EOS
+    return tokens.reshape(canvas * canvas)
 
 
-def max_offset(*grids: np.ndarray) -> tuple[int, int]:
+def max_offset(*grids: np.ndarray, canvas: int = CANVAS) -> tuple[int, int]:
     """The largest offset at which all ``grids`` (an input and its output share one offset) fit the canvas."""
-    return CANVAS - max(g.shape[0] for g in grids), CANVAS - max(g.shape[1] for g in grids)
+    return canvas - max(g.shape[0] for g in grids), canvas - max(g.shape[1] for g in grids)
 
 
 def crop(tokens: np.ndarray) -> np.ndarray:
     """Read a predicted canvas back as a grid: the largest-area top-left rectangle of colour tokens, found row by
     row with the column count capped by the first non-colour token seen so far (the official rule). A canvas whose
     top-left token is not a colour gives an empty grid."""
-    canvas = np.asarray(tokens).reshape(CANVAS, CANVAS)
+    tokens = np.asarray(tokens)
+    side = canvas_side(tokens.size)
+    canvas = tokens.reshape(side, side)
     colour = (canvas >= COLOUR_OFFSET) & (canvas < VOCAB_SIZE)
-    run = np.where(colour.all(axis=1), CANVAS, np.argmin(colour, axis=1))   # leading colour cells per row
+    run = np.where(colour.all(axis=1), side, np.argmin(colour, axis=1))   # leading colour cells per row
     width = np.minimum.accumulate(run)
-    area = width * np.arange(1, CANVAS + 1)
+    area = width * np.arange(1, side + 1)
     rows = int(np.argmax(area)) + 1 if area.max() > 0 else 0
     cols = int(width[rows - 1]) if rows else 0
     return (canvas[:rows, :cols] - COLOUR_OFFSET).astype(np.uint8)

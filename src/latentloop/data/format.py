@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from latentloop.data.arc_onthefly import is_onthefly, read_tokens
 from latentloop.errors import DataError
 
 BLANK_IDENTIFIER_NAME = "<blank>"
@@ -298,7 +299,8 @@ def read_split(
     """Read one set of a split; inputs/labels are memory-mapped (when ``mmap``) and the index arrays loaded into RAM.
 
     Every problem (missing folder or file, truncated .npy, metadata that disagrees with the arrays) raises DataError
-    with one line naming the file.
+    with one line naming the file. An ARC split in the on-the-fly layout (``data/arc_onthefly.py``) is read too: its
+    inputs and labels are then array-like objects that encode the rows a batch indexes.
     """
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
@@ -307,8 +309,11 @@ def read_split(
     raw = _read_json(meta_path)
     arrays = {
         name: _load_array(split_dir / f"{set_name}__{name}.npy", mmap and name in ("inputs", "labels"))
-        for name in ARRAY_FIELDS
+        for name in ARRAY_FIELDS if name not in ("inputs", "labels") or not is_onthefly(split_dir, set_name)
     }
+    if "inputs" not in arrays:  # ARC stored as original grids + variant parameters, encoded per batch
+        arrays["inputs"], arrays["labels"] = read_tokens(split_dir, set_name, arrays["puzzle_indices"], mmap,
+                                                         _load_array)
     split = PuzzleSplit(**arrays)
     split.validate(where=str(split_dir))
     metadata = DatasetMetadata.from_json(raw, default_total_puzzles=split.num_puzzles, where=str(meta_path))

@@ -4,6 +4,7 @@ stop each sample when its halting head says so (continuous batching), and report
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,9 @@ from latentloop.data.sampler import test_batches
 from latentloop.evaluation.predict import Prediction, predict_halting, predict_trajectories
 from latentloop.models.act import ACT
 from latentloop.models.losses import IGNORE_LABEL, LOSSES
+
+# Sees every evaluated batch: puzzle identifiers, input tokens, predicted tokens, sigmoid(q_halt) (e.g. ARC voting).
+BatchObserver = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 
 
 @dataclass
@@ -28,6 +32,7 @@ class EvalResult:
     seconds: float = 0.0                # wall time of the model work
     per_step_exact_accuracy: list[float] = field(default_factory=list)   # all samples stopped at step s (fixed mode)
     prediction: Prediction | None = None    # the answers themselves, when asked for (keep_predictions)
+    metrics: dict[str, float] = field(default_factory=dict)   # task-level scores added by the caller (ARC pass@K)
 
     @property
     def examples_per_second(self) -> float:
@@ -36,7 +41,7 @@ class EvalResult:
     def summary(self) -> dict[str, float]:
         return {"exact_accuracy": self.exact_accuracy, "accuracy": self.accuracy,
                 "q_halt_accuracy": self.q_halt_accuracy, "lm_loss": self.lm_loss, "steps": self.steps,
-                "num_examples": self.num_examples}
+                "num_examples": self.num_examples, **self.metrics}
 
 
 def _sequence_scores(preds: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,10 +56,12 @@ def _sequence_scores(preds: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
 def evaluate(model: ACT, split: PuzzleSplit, metadata: DatasetMetadata, batch_size: int, device: torch.device,
              steps: int | None = None, halt_early: bool = False, max_examples: int = 0,
              loss: str = "stablemax_cross_entropy", progress: bool = False, threshold: float = 0.5,
-             trajectories: int = 1, noise: float = 0.0, seed: int = 0, keep_predictions: bool = False) -> EvalResult:
+             trajectories: int = 1, noise: float = 0.0, seed: int = 0, keep_predictions: bool = False,
+             on_batch: BatchObserver | None = None) -> EvalResult:
     """Evaluate `model` on a split. `steps` defaults to the model's N_sup; `halt_early` stops a sample at the first
     step where sigmoid(q_halt) > threshold (the answer is taken there) instead of always running every step;
-    `trajectories` > 1 runs that many noisy copies per sample and keeps the most confident (predict_trajectories)."""
+    `trajectories` > 1 runs that many noisy copies per sample and keeps the most confident (predict_trajectories).
+    `on_batch` receives the answers as they are made, so task scorers need not keep all of them in memory."""
     was_training = model.training
     model.eval()
     steps = steps or model.N_sup
@@ -68,6 +75,8 @@ def evaluate(model: ACT, split: PuzzleSplit, metadata: DatasetMetadata, batch_si
         else:
             pred = predict_halting(model, inputs, ids, steps, batch_size, labels=labels, loss_fn=loss_fn,
                                    threshold=threshold)
+        if on_batch is not None:
+            on_batch(ids, inputs, pred.tokens, pred.halt_probability)
         exact, acc = _sequence_scores(torch.as_tensor(pred.tokens), torch.as_tensor(labels))
         q_right = (torch.as_tensor(pred.halt_probability) >= 0.5) == exact
         result = EvalResult(exact_accuracy=exact.float().mean().item(), accuracy=acc.mean().item(),
@@ -76,7 +85,7 @@ def evaluate(model: ACT, split: PuzzleSplit, metadata: DatasetMetadata, batch_si
                             steps=float(pred.steps.mean()), num_examples=len(inputs),
                             prediction=pred if keep_predictions else None)
     else:
-        result = _evaluate_fixed(model, batches, steps, loss_fn, device, progress, keep_predictions)
+        result = _evaluate_fixed(model, batches, steps, loss_fn, device, progress, keep_predictions, on_batch)
     result.seconds = time.perf_counter() - start
     model.train(was_training)
     return result
@@ -96,7 +105,7 @@ def examples(split, metadata, batch_size: int, max_examples: int):
 
 
 def _evaluate_fixed(model: ACT, batches, steps: int, loss_fn, device, progress: bool,
-                    keep_predictions: bool) -> EvalResult:
+                    keep_predictions: bool, on_batch: BatchObserver | None = None) -> EvalResult:
     """Every sample runs `steps` supervision steps; accuracy is also recorded after each step."""
     inner = model.inner
     sums = {"exact": 0.0, "acc": 0.0, "qacc": 0.0, "loss": 0.0}
@@ -123,6 +132,9 @@ def _evaluate_fixed(model: ACT, batches, steps: int, loss_fn, device, progress: 
         if keep_predictions:
             tokens.append(out.logits.argmax(-1).cpu().numpy())
             halts.append(torch.sigmoid(out.q_halt).cpu().numpy())
+        if on_batch is not None:  # float64 (on the CPU: MPS has none), as the official ARC evaluator ranks by it
+            on_batch(batch["ids"], batch["inputs"], out.logits.argmax(-1).cpu().numpy(),
+                     torch.sigmoid(out.q_halt.cpu().double()).numpy())
         count += len(inputs)
         bar.update(len(inputs))
     bar.close()

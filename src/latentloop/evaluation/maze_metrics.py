@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from latentloop.data import maze
 
@@ -47,3 +48,35 @@ def maze_scores(inputs: np.ndarray, labels: np.ndarray, predictions: np.ndarray)
     several = maze.has_several_shortest_paths(questions)
     n = max(len(inputs), 1)
     return MazeScores(float(exact.sum() / n), float(valid.sum() / n), float(several.sum() / n), len(inputs))
+
+
+@dataclass
+class MazeTally:
+    """Valid-shortest-path counts gathered batch by batch (an evaluation observer), so the training loop's periodic
+    evaluation reports them next to exact match without keeping every answer."""
+
+    side: int
+    valid: int = 0
+    count: int = 0
+
+    def update(self, ids: np.ndarray, inputs: np.ndarray, predictions: np.ndarray, halt: np.ndarray) -> None:
+        answers = maze.from_tokens(predictions, self.side)
+        self.valid += int(maze.is_shortest_path(maze.from_tokens(inputs, self.side), answers).sum())
+        self.count += len(inputs)
+
+    def metrics(self) -> dict[str, float]:
+        """The share over every rank's examples (a sum all-reduce under torch.distributed; all ranks call it)."""
+        counts = torch.tensor([self.valid, self.count], dtype=torch.float64)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            backend_device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+            counts = counts.to(backend_device)
+            torch.distributed.all_reduce(counts)
+        valid, count = counts.tolist()
+        return {"valid_path_accuracy": valid / count if count else 0.0}
+
+
+def maze_tally_for(inputs: np.ndarray, labels: np.ndarray, vocab_size: int) -> MazeTally | None:
+    """A tally for a maze test split (judged on its first rows, as ``is_maze_data``), else None."""
+    if not is_maze_data(inputs[:64], labels[:64], vocab_size):
+        return None
+    return MazeTally(math.isqrt(inputs.shape[-1]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from latentloop.errors import ConfigError
 from latentloop.models.act import ACT, Carry
 from latentloop.models.baseline import TransformerBaseline
-from latentloop.models.config import ARCHS, Z_MODES, ModelConfig
+from latentloop.models.config import ARCHS, DTYPES, Z_MODES, ModelConfig
 from latentloop.models.hrm import HRM
 from latentloop.models.trm import TRM
 
@@ -33,6 +33,11 @@ def check_config(cfg: ModelConfig) -> None:
     if cfg.arch != "trm" and trm_only:
         raise ConfigError(f"{', '.join(trm_only)} {'is a TRM option' if len(trm_only) == 1 else 'are TRM options'}; "
                           f"arch={cfg.arch} would ignore it")
+    for key in ("forward_dtype", "no_grad_dtype"):
+        value = getattr(cfg, key)
+        if value not in DTYPES and (key == "forward_dtype" or value):
+            empty = ' (or "" for forward_dtype)' if key == "no_grad_dtype" else ""
+            raise ConfigError(f"{key} must be one of {', '.join(DTYPES)}{empty}, not {value!r}")
     if cfg.arch != "baseline" and (cfg.T < 1 or cfg.n < 1):
         raise ConfigError(f"T and n must be at least 1, got T={cfg.T}, n={cfg.n}")
     if cfg.layers < 1 or (cfg.arch == "hrm" and cfg.H_layers < 1):

@@ -20,6 +20,7 @@ import torch
 
 ARCHS = ("trm", "hrm", "baseline")
 Z_MODES = ("yz", "single", "multiscale")
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
 
 @dataclass
@@ -50,12 +51,20 @@ class ModelConfig:
     puzzle_emb_ndim: int = 512      # 0 disables the puzzle embedding
     puzzle_emb_len: int = 16        # prefix positions; 0 means ceil(puzzle_emb_ndim / hidden_size)
     forward_dtype: str = "bfloat16"
+    no_grad_dtype: str = ""         # dtype of the recursions that never get a gradient (TRM's first T-1, all but
+                                    # HRM's last L and H updates); "" = forward_dtype. bfloat16 makes them cheaper
+                                    # on GPUs and on CPUs with AVX-512 BF16 or AMX while the gradient stays fp32
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
 
     @property
     def dtype(self) -> torch.dtype:
-        return {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[self.forward_dtype]
+        return DTYPES[self.forward_dtype]
+
+    @property
+    def no_grad_torch_dtype(self) -> torch.dtype:
+        """The dtype of the no-gradient recursions: no_grad_dtype, or the forward dtype when it is empty."""
+        return DTYPES[self.no_grad_dtype or self.forward_dtype]
 
     @property
     def prefix_len(self) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from latentloop.models.config import ModelConfig
-from latentloop.models.trm import RecurrentModel, StepOutput, TRMState
+from latentloop.models.trm import RecurrentModel, StepOutput, TRMState, cast
 
 
 class HRM(RecurrentModel):
@@ -36,12 +36,15 @@ class HRM(RecurrentModel):
         T, n = self.cfg.T, self.cfg.n
         z_H, z_L = state.y, state.z
         with torch.no_grad():
+            low = self.cfg.no_grad_torch_dtype
+            x_low, z_H, z_L = cast(x, low), cast(z_H, low), cast(z_L, low)
             for h in range(T):
                 for l in range(n):
                     if (h, l) != (T - 1, n - 1):
-                        z_L = self.L_net(z_L, z_H + x, cos_sin)
+                        z_L = self.L_net(z_L, z_H + x_low, cos_sin)
                 if h != T - 1:
                     z_H = self.H_net(z_H, z_L, cos_sin)
+            z_H, z_L = cast(z_H, x.dtype), cast(z_L, x.dtype)
         z_L = self.L_net(z_L, z_H + x, cos_sin)
         z_H = self.H_net(z_H, z_L, cos_sin)
         return TRMState(y=z_H.detach(), z=z_L.detach()), self.heads(z_H)

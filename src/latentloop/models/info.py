@@ -22,33 +22,49 @@ class ModelInfo:
     depth: int
     network_calls: int
     forward_passes: int
+    batch_rows: int = 0          # global batch size: the most table rows one optimizer step can touch
+    rows_note: str = ""          # why the row count is a placeholder (a preset whose dataset is not here)
 
     def report(self) -> str:
-        size = (f"{self.puzzle_bytes:,} bytes" if self.puzzle_bytes < 2**20 else
-                f"{self.puzzle_bytes / 2**20:,.1f} MiB" if self.puzzle_bytes < 2**30 else
-                f"{self.puzzle_bytes / 2**30:,.2f} GiB")
         rows = f"{self.puzzle_rows:,} row{'s' if self.puzzle_rows != 1 else ''}"
-        table = (f"{rows} x {self.puzzle_dim} fp32 ({size}), a buffer, not counted above"
+        table = (f"{rows} x {self.puzzle_dim} fp32 ({_size(self.puzzle_bytes)}), a buffer, not counted above"
                  if self.puzzle_rows else "none")
+        lines = [f"model:                       {self.kind}",
+                 f"dense parameters:            {self.dense_parameters:,}",
+                 f"puzzle-embedding table:      {table}"]
+        if self.puzzle_rows:
+            per_row = self.puzzle_dim * 4
+            most = self.batch_rows if self.rows_note else min(self.batch_rows, self.puzzle_rows)
+            touched = (f"at most {most:,} row{'s' if most != 1 else ''} ({_size(most * per_row)}) per optimizer step"
+                       if most else "only the rows in the batch")
+            indent = " " * 29
+            lines += [f"{indent}sign-SGD updates {touched}; Adam moments and EMA skip the table,",
+                      f"{indent}but each rank holds all of it and every checkpoint stores it"]
+            if self.rows_note:
+                lines += [f"{indent}{part}" for part in self.rows_note.splitlines()]
+                lines += [f"{indent}each identifier adds {per_row:,} bytes (1,000,000 identifiers: "
+                          f"{_size(1_000_000 * per_row)})"]
         calls = f"{self.network_calls} network call{'s' if self.network_calls != 1 else ''}"
         passes = f"{self.forward_passes}" + (" (the Q-continue target reruns each step without gradient)"
                                                if self.forward_passes == 2 else "")
-        return "\n".join([
-            f"model:                       {self.kind}",
-            f"dense parameters:            {self.dense_parameters:,}",
-            f"puzzle-embedding table:      {table}",
-            f"effective depth per step:    {self.depth} layers ({calls})",
-            f"forward passes per opt step: {passes}"])
+        return "\n".join([*lines, f"effective depth per step:    {self.depth} layers ({calls})",
+                           f"forward passes per opt step: {passes}"])
 
 
-def model_info(model: ACT) -> ModelInfo:
-    """Works on meta-device models too (nothing is read from the tensors)."""
+def _size(num_bytes: int) -> str:
+    return (f"{num_bytes:,} bytes" if num_bytes < 2**20 else f"{num_bytes / 2**20:,.1f} MiB" if num_bytes < 2**30
+            else f"{num_bytes / 2**30:,.2f} GiB")
+
+
+def model_info(model: ACT, batch_rows: int = 0) -> ModelInfo:
+    """Works on meta-device models too (nothing is read from the tensors), so a preset's table of any size is
+    described without allocating it. `batch_rows`: the global batch size, if known."""
     cfg = model.inner.cfg
     table = model.inner.puzzle_emb
     rows, dim = (table.num_embeddings, table.embedding_dim) if table is not None else (0, 0)
     return ModelInfo(kind=describe(cfg), dense_parameters=count_parameters(model), puzzle_rows=rows, puzzle_dim=dim,
                      puzzle_bytes=rows * dim * 4, depth=cfg.depth, network_calls=cfg.network_calls,
-                     forward_passes=cfg.forward_passes)
+                     forward_passes=cfg.forward_passes, batch_rows=batch_rows)
 
 
 def preset_info(preset: str, overrides: list[str] | None = None) -> ModelInfo:
@@ -59,4 +75,8 @@ def preset_info(preset: str, overrides: list[str] | None = None) -> ModelInfo:
         m = cfg.model
         m.vocab_size, m.seq_len, m.num_puzzle_identifiers = meta.vocab_size, meta.seq_len, meta.num_puzzle_identifiers
     with torch.device("meta"):
-        return model_info(build_model(cfg.model))
+        info = model_info(build_model(cfg.model), cfg.train.global_batch_size)
+    if meta is None and info.puzzle_rows == 1:
+        info.rows_note = (f"rows: one per puzzle identifier of {cfg.train.data_path}, which is not here\n"
+                          f"(1 for Sudoku and mazes, one per task augmentation for ARC; num_puzzle_identifiers=N)")
+    return info

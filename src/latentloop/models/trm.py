@@ -53,6 +53,11 @@ class StepOutput:
     q_continue: torch.Tensor      # [B] fp32 logits
 
 
+def cast(tensor: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """`tensor` in `dtype` (no copy when it already is), for the no-gradient recursions' own dtype."""
+    return tensor if tensor is None else tensor.to(dtype)
+
+
 class InputEncoder(nn.Module):
     """Token embedding, the puzzle-embedding prefix, optional learned positions, all scaled by sqrt(D)."""
 
@@ -142,6 +147,14 @@ class RecurrentModel(nn.Module):
         q = self.q_head(y[:, 0]).float()
         return StepOutput(logits=logits, q_halt=q[..., 0], q_continue=q[..., 1])
 
+    def compile_networks(self, backend: str = "inductor") -> None:
+        """torch.compile every reasoning module in place. The recursion calls them T(n+1) times per step, so fusing
+        their element-wise ops pays most there; compiling in place keeps parameter names (checkpoints, EMA).
+        `backend="aot_eager"` traces the same graphs without generating code (quick, for tests)."""
+        for module in self.modules():
+            if isinstance(module, ReasoningModule):
+                module.compile(backend=backend)
+
     @property
     def puzzle_emb(self) -> PuzzleEmbedding | None:
         return getattr(self.encoder, "puzzle_emb", None)
@@ -196,9 +209,13 @@ class TRM(RecurrentModel):
         x = self.encoder(inputs, puzzle_identifiers)
         cos_sin = self.encoder.cos_sin()
         y, z = getattr(state, "y", None), state.z
-        with torch.no_grad():
-            for _ in range(self.cfg.T - 1):
-                y, z = self.latent_recursion(x, y, z, cos_sin)
+        if self.cfg.T > 1:
+            with torch.no_grad():
+                low = self.cfg.no_grad_torch_dtype
+                x_low, y, z = cast(x, low), cast(y, low), cast(z, low)
+                for _ in range(self.cfg.T - 1):
+                    y, z = self.latent_recursion(x_low, y, z, cos_sin)
+                y, z = cast(y, x.dtype), cast(z, x.dtype)
         y, z = self.latent_recursion(x, y, z, cos_sin, grad_from=self.cfg.n - 1 if self.cfg.one_step_grad else 0)
         if y is None:
             return LatentState(z=z.detach()), self.heads(z)

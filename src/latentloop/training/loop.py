@@ -35,7 +35,9 @@ from latentloop.config import RunConfig, TrainConfig
 from latentloop.data.format import read_split
 from latentloop.data.sampler import GroupSampler
 from latentloop.errors import ConfigError, DataError, LatentloopError
+from latentloop.evaluation.arc import arc_evaluator_for
 from latentloop.evaluation.evaluate import EvalResult, evaluate
+from latentloop.evaluation.maze_metrics import maze_tally_for
 from latentloop.models import Carry, build_model, count_parameters
 from latentloop.models.losses import LOSSES, act_loss
 from latentloop.training.checkpoint import (RAW_WEIGHTS, load_train_state, load_weights, resolve_checkpoint,
@@ -232,6 +234,8 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
 
     seed_everything(t.seed)  # the same seed on every rank: rank 0's weights are broadcast anyway
     model = build_model(cfg.model).to(device)
+    if t.compile:
+        model.inner.compile_networks()
     model.train()
     job.broadcast_model(model)
     num_params = count_parameters(model)
@@ -400,12 +404,19 @@ def _evaluate(cfg: RunConfig, model, ema: EMA | None, split, meta, job: Distribu
     total = min(split.num_examples, t.eval_max_examples) if t.eval_max_examples else split.num_examples
     start, end = job.rows(total)
     batch_size = max(1, -(-(t.eval_batch_size or t.global_batch_size) // job.world_size))
+    arc = arc_evaluator_for(t.data_path, meta)  # ARC: every augmented copy votes (ARC/pass@K), None otherwise
+    maze = maze_tally_for(split.inputs, split.labels, meta.vocab_size)  # mazes: valid shortest paths too
     local = None
     if end > start:
         with _evaluation_weights(model, ema):
-            local = evaluate(model, example_range(split, start, end), meta, batch_size, job.device, loss=t.loss)
+            local = evaluate(model, example_range(split, start, end), meta, batch_size, job.device, loss=t.loss,
+                             on_batch=arc.update if arc is not None else maze.update if maze is not None else None)
     result = job.reduce_eval(local)
     assert result is not None  # the test split is not empty (checked at start)
+    if maze is not None:
+        result.metrics.update(maze.metrics())
+    if arc is not None:
+        result.metrics.update(arc.gathered().scores().metrics())
     return result
 
 

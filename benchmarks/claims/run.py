@@ -1,0 +1,123 @@
+"""Reproduce the recursive-reasoning papers' claims at laptop scale: one command per claim, or all of them.
+
+    python benchmarks/claims/run.py all                      # every claim, 3 seeds, about an hour on 2 cores
+    python benchmarks/claims/run.py recursion --seeds 0,1,2  # one claim
+    python benchmarks/claims/run.py all --scale 20 --jobs 8 --set device=cuda threads=0 hidden_size=512
+
+Each claim writes <out>/<claim>.md (table), .json and .png. The task is generated minimal-clue 6x6 Sudoku (the
+`cpu-sudoku6` preset); see docs/results.md for the results and why the task needs multi-step reasoning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Experiment, Setup, Variant, plan, report, run_all  # noqa: E402
+
+# The default TRM of every claim: cpu-sudoku6 (TRM-MLP, 2 layers, T=2, n=2, N_sup=4, no EMA) made narrower and
+# faster to learn for 2 loaded cores by SHORT_RUN below.
+TRM = Variant("TRM (2 layers, T=2, n=2)")
+# Every run's settings on top of the preset (measured: at D=128, lr 1e-3 and 240 steps of batch 32 no held-out puzzle
+# was solved; at D=64 and lr 2e-3, 10% were at step 360). `--set` overrides them, e.g. hidden_size=128.
+SHORT_RUN = ("hidden_size=64", "puzzle_emb_ndim=64", "lr=2e-3", "lr_warmup_steps=50")
+
+EXPERIMENTS = [
+    Experiment(
+        "recursion", "1. Recursion against depth at equal parameters",
+        "TRM against HRM and the direct-prediction baseline with the same parameter count. HRM's two 1-layer modules "
+        "(T=3 high-level cycles of n=3 low-level steps) apply a layer 12 times per supervision step, as TRM does. "
+        "The baseline applies its 2 layers once per step, with deep supervision (N_sup=4, its answer carried from "
+        "step to step) and as a genuine one-pass model (N_sup=1). Equal steps; the minutes column is the wall clock.",
+        (TRM,
+         Variant("HRM (1+1 layers, T=3, n=3)", ("arch=hrm", "layers=1", "H_layers=1", "T=3", "n=3")),
+         Variant("baseline, N_sup=4", ("arch=baseline",)),
+         Variant("baseline, one pass (N_sup=1)", ("arch=baseline", "N_sup=1")))),
+    Experiment(
+        "test-time", "2. Training steps against test-time steps",
+        "TRM trained with N_sup = 1, 4 and 16 supervision steps, each evaluated after 1 to 16 steps.",
+        (Variant("trained with N_sup=1", ("N_sup=1",), eval_steps=16),
+         Variant("trained with N_sup=4", (), eval_steps=16),
+         Variant("trained with N_sup=16", ("N_sup=16",), eval_steps=16)),
+        plot="steps"),
+    Experiment(
+        "loops", "3. Outer loop (T) against inner loop (n) at fixed compute",
+        "TRM with T(n+1) = 6 network calls per supervision step, and HRM with 12 layer calls (T x (n+1) with "
+        "1-layer modules), split between the outer and the inner loop in different ways. Only the last outer cycle "
+        "is back-propagated, so a larger T is cheaper to train.",
+        (Variant("TRM T=1, n=5", ("T=1", "n=5")),
+         TRM,
+         Variant("TRM T=3, n=1", ("T=3", "n=1")),
+         Variant("HRM (1+1 layers, T=3, n=3)", ("arch=hrm", "layers=1", "H_layers=1", "T=3", "n=3")),
+         Variant("HRM T=6, n=1", ("arch=hrm", "layers=1", "H_layers=1", "T=6", "n=1")))),
+    Experiment(
+        "gradient", "4. Full-recursion gradient against the 1-step gradient, and EMA",
+        "The TRM paper's Table 1 rows at small scale: back-propagating through the whole last recursion (the "
+        "default) or only the last z and y updates (HRM's 1-step gradient); an EMA of the weights. The paper's rate "
+        "0.999 averages over about 1,000 steps, longer than these runs, so the EMA row uses 0.99 (about 100 steps).",
+        (TRM,
+         Variant("1-step gradient", ("one_step_grad=true",)),
+         Variant("EMA 0.99", ("ema=true", "ema_rate=0.99")))),
+    Experiment(
+        "tiny", "5. Two layers against four at the same depth of computation",
+        "TRM with 2 layers and n=3 against 4 layers and n=1: both apply 16 layers per supervision step (T(n+1) x "
+        "layers, T=2), but the 4-layer net has twice the parameters. The default TRM (2 layers, n=2, 12 layers) is "
+        "shown for reference.",
+        (Variant("2 layers, T=2, n=3", ("n=3",)),
+         Variant("4 layers, T=2, n=1", ("layers=4", "n=1")),
+         TRM)),
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("claim", choices=[e.key for e in EXPERIMENTS] + ["all"])
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply the training steps and the generated training set (default 1: 400 steps)")
+    parser.add_argument("--steps", type=int, default=400, help="training steps of a run at scale 1 (default 400)")
+    parser.add_argument("--batch", type=int, default=64, help="global batch size (default 64)")
+    parser.add_argument("--num-test", type=int, default=500, help="held-out puzzles (default 500)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each (default 2)")
+    parser.add_argument("--shard", default="0/1", metavar="I/K",
+                        help="run only every K-th job starting at the I-th, to split the work between processes")
+    parser.add_argument("--preset", default="cpu-sudoku6")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="overrides for every run, applied after SHORT_RUN, e.g. device=cuda threads=0 "
+                             "hidden_size=512 puzzle_emb_ndim=512")
+    parser.add_argument("--out", default="runs/claims", help="output folder (default runs/claims)")
+    parser.add_argument("--report-only", action="store_true", help="tabulate the runs already done; train nothing")
+    args = parser.parse_args(argv)
+
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    setup = Setup(preset=args.preset, base_steps=args.steps, batch_size=args.batch, num_test=args.num_test,
+                  data_prefix=f"data/claims-{args.preset}", out_dir=Path(args.out), scale=args.scale,
+                  extra=(*SHORT_RUN, *args.set))
+    chosen = [e for e in EXPERIMENTS if args.claim in ("all", e.key)]
+    if not args.report_only:
+        index, count = (int(v) for v in args.shard.split("/"))
+        jobs = plan(chosen, setup, seeds)[index::count]
+        _make_datasets(jobs)
+        run_all(jobs, args.jobs)
+    for experiment in chosen:
+        print(report(experiment, setup, seeds))
+    print(f"tables, JSON and plots in {setup.out_dir}/")
+
+
+def _make_datasets(jobs) -> None:
+    """Generate each dataset once, here, before the workers start (two workers must not write the same folder)."""
+    from latentloop.api import prepare_run
+
+    seen = set()
+    for job in jobs:
+        data = next(o for o in job.overrides if o.startswith("data_path="))
+        if data not in seen:
+            seen.add(data)
+            prepare_run(job.preset, list(job.overrides))
+
+
+if __name__ == "__main__":
+    main()

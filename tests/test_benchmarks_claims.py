@@ -1,0 +1,93 @@
+"""The claims harness's bookkeeping: run planning, caching keys, summaries, tables and plots (no training)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "claims"))
+
+import harness  # noqa: E402
+import run as claims  # noqa: E402
+from harness import Experiment, Setup, Variant  # noqa: E402
+
+
+def _setup(tmp_path: Path, scale: float = 1.0) -> Setup:
+    return Setup(preset="cpu-sudoku6", base_steps=10, batch_size=64, num_test=50, data_prefix="data/x",
+                 out_dir=tmp_path, scale=scale, extra=("hidden_size=64",))
+
+
+def _fake_result(setup: Setup, variant: Variant, seed: int, exact: float, test_time: list[float] | None = None):
+    overrides = harness.job_overrides(setup, variant, seed)
+    run_dir = setup.out_dir / "runs" / f"{harness.run_key(setup.preset, overrides)}-s{seed}"
+    run_dir.mkdir(parents=True)
+    record = {"params": 1000, "steps": 10, "seconds": 60.0, "exact_accuracy": exact, "accuracy": 0.9}
+    if test_time is not None:
+        record["test_time_steps"] = test_time
+    (run_dir / "result.json").write_text(json.dumps(record))
+
+
+def test_overrides_size_the_data_to_the_steps_and_end_with_the_users(tmp_path):
+    setup = _setup(tmp_path, scale=2)
+    overrides = harness.job_overrides(setup, Variant("v", ("T=3",)), seed=7)
+    assert "data.num_train=1280" in overrides           # 10 steps x scale 2 x batch 64
+    assert "data_path=data/x-1280-50" in overrides
+    assert "train.seed=7" in overrides and "threads=1" in overrides
+    assert overrides[-2:] == ("T=3", "hidden_size=64")  # the variant's, then the user's, win
+
+
+def test_plan_dedupes_shared_variants_seed_major_and_keeps_the_longest_evaluation(tmp_path):
+    shared = Variant("TRM")
+    experiments = [Experiment("a", "A", "", (shared, Variant("b", ("n=3",)))),
+                   Experiment("c", "C", "", (Variant("TRM again", (), eval_steps=16),))]
+    jobs = harness.plan(experiments, _setup(tmp_path), seeds=[0, 1])
+    assert [(j.label, j.seed) for j in jobs] == [("TRM", 0), ("b", 0), ("TRM", 1), ("b", 1)]
+    assert all(j.eval_steps == 16 for j in jobs if j.label == "TRM")
+    assert len({j.run_dir for j in jobs}) == 4
+
+
+def test_summaries_tables_and_plots_from_cached_results(tmp_path):
+    setup = _setup(tmp_path)
+    a, b = Variant("A"), Variant("B", ("n=3",), eval_steps=2)
+    for seed, value in enumerate([0.5, 0.7]):
+        _fake_result(setup, a, seed, value)
+    _fake_result(setup, b, 0, 0.2, test_time=[0.1, 0.2])
+    rows = harness.summarise(Experiment("e", "E", "", (a, b)), setup, seeds=[0, 1])
+    assert [r.label for r in rows] == ["A", "B"]
+    assert rows[0].mean == pytest.approx(0.6) and rows[0].sd == pytest.approx(0.1414, abs=1e-4)
+    assert rows[1].sd == 0.0 and rows[1].test_time == [[0.1, 0.2]]
+    table = harness.markdown_table(rows)
+    assert "| A | (preset) | 1,000 | 10 | 1.0 | 60.0 ± 14.1 | 50.0, 70.0 | 90.0 |" in table
+    assert "| B | 10.0 ± 0.0 | 20.0 ± 0.0 |" in harness.test_time_table(rows)
+    text = harness.report(Experiment("e", "E", "claim", (a, b), plot="steps"), setup, seeds=[0, 1])
+    assert "claim" in text and (tmp_path / "e.png").stat().st_size > 0
+    assert json.loads((tmp_path / "e.json").read_text())[0]["mean"] == pytest.approx(0.6)
+
+
+def test_every_claim_is_defined_once_with_distinct_variants():
+    keys = [e.key for e in claims.EXPERIMENTS]
+    assert keys == ["recursion", "test-time", "loops", "gradient", "tiny"]
+    for experiment in claims.EXPERIMENTS:
+        labels = [v.label for v in experiment.variants]
+        assert len(labels) == len(set(labels))
+
+
+def test_singles_rounds_counts_chained_deductions():
+    import numpy as np
+    import task
+
+    from latentloop.data import sudoku
+
+    shape = sudoku.shape_for_size(4)
+    solution = np.array([[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1]])
+    one_blank = solution.copy()
+    one_blank[0, 0] = 0
+    # A generated minimal puzzle: (0, 2) = 3 is forced at once, (0, 0) only after more of the grid is known.
+    minimal = sudoku.parse_puzzle("...2..143....1..", shape)
+    assert task.singles_rounds(solution, shape) == 0
+    assert task.singles_rounds(one_blank, shape) == 1
+    assert task.singles_rounds(minimal, shape) == 3
+    assert task.singles_rounds(np.zeros((4, 4), dtype=int), shape) == -1

@@ -1,0 +1,305 @@
+"""ARC builder: the split rule, distinct variants that invert exactly, translation on train only, determinism,
+on-the-fly == materialised, and a short training run on generated ARC-like tasks."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from latentloop.config import apply_overrides, load_preset
+from latentloop.data import arc, arc_synthetic
+from latentloop.data.arc_grid import CANVAS, COLOUR_OFFSET, PAD, crop, parse_name
+from latentloop.data.arc_sources import ArcTask, parse_task, source_tasks
+from latentloop.data.format import read_identifiers, read_split
+from latentloop.data.sampler import GroupSampler, test_batches
+from latentloop.errors import DataError
+from latentloop.evaluation.arc import ArcEvaluator
+from latentloop.training.loop import train
+
+NUM_AUG = 6
+
+
+def _tasks(num_train: int = 8, num_eval: int = 3, seed: int = 0) -> list[ArcTask]:
+    return arc_synthetic.synthetic_tasks(num_train, num_eval, seed)
+
+
+def _build(out: Path, tasks: list[ArcTask] | None = None, **options) -> arc.BuildSummary:
+    options.setdefault("num_aug", NUM_AUG)
+    return arc.build(out, tasks if tasks is not None else _tasks(), ["evaluation"], log=lambda _: None, **options)
+
+
+def _dataset_files(root: Path) -> dict[str, bytes]:
+    """Every file a build writes, except the record of where its sources were."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != arc.BUILD_FILE}
+
+
+def _top_left(canvas: np.ndarray) -> tuple[int, int]:
+    """Where a grid sits in its canvas: the first row and column holding any non-PAD token."""
+    grid = canvas.reshape(CANVAS, CANVAS)
+    rows, cols = np.nonzero(grid != PAD)
+    return int(rows.min()), int(cols.min())
+
+
+def _decode(canvas: np.ndarray) -> np.ndarray:
+    """The grid of a canvas wherever it sits, read with the official crop after moving it to the top-left."""
+    r, c = _top_left(canvas)
+    return crop(np.pad(canvas.reshape(CANVAS, CANVAS)[r:, c:], ((0, r), (0, c))))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, arc.BuildSummary]:
+    out = tmp_path_factory.mktemp("arc") / "synthetic"
+    return out, _build(out)
+
+
+def test_synthetic_tasks_look_like_arc_and_are_seeded():
+    tasks = _tasks(10, 4)
+    again = _tasks(12, 2)                                      # task i depends on (seed, i) only
+    for a, b in zip(tasks, again):
+        assert a.task_id == b.task_id and all(np.array_equal(x, y) for (x, _), (y, _) in zip(a.train, b.train))
+    assert [t.subset for t in tasks] == ["synthetic/training"] * 10 + ["synthetic/evaluation"] * 4
+    for task in tasks:
+        assert 3 <= len(task.train) <= 5 and 1 <= len(task.test) <= 2
+        for inp, out in task.train + task.test:
+            assert 3 <= min(inp.shape) and max(inp.shape) <= 10 and out is not None
+            assert not np.array_equal(inp, out)
+    assert _tasks(10, 4, seed=1)[0].task_id != tasks[0].task_id
+
+
+def test_split_rule_counts_and_identifiers(built):
+    out, summary = built
+    tasks = sorted(_tasks(), key=lambda t: t.task_id)
+    train, train_meta = read_split(out / "train")
+    test, test_meta = read_split(out / "test")
+    names = read_identifiers(out)
+    assert (train_meta.vocab_size, train_meta.seq_len, train_meta.ignore_label_id) == (12, 900, 0)
+    assert train_meta.num_puzzle_identifiers == test_meta.num_puzzle_identifiers == len(names)
+    assert len(names) == 1 + train.num_puzzles                 # blank + one row per variant of every task
+    assert train.num_groups == len(tasks) and test.num_groups == 3
+    variants = np.diff(train.group_indices)
+    evaluation = [t for t in tasks if t.subset.endswith("evaluation")]
+    expected_train = sum((len(t.train) + (0 if t.subset.endswith("evaluation") else len(t.test))) * v
+                         for t, v in zip(tasks, variants))
+    assert train.num_examples == expected_train
+    assert test.num_examples == sum(len(t.test) * (NUM_AUG + 1) for t in evaluation)
+    # the same variant (the same identifier) carries a task's demonstrations in train and its tests in test
+    test_names = {names[i] for i in test.puzzle_identifiers}
+    assert test_names <= {names[i] for i in train.puzzle_identifiers}
+    assert {parse_name(n)[0] for n in test_names} == {t.task_id for t in evaluation}
+    puzzles = json.loads((out / arc.TEST_PUZZLES_FILE).read_text())
+    assert set(puzzles) == {t.task_id for t in evaluation}
+    first = evaluation[0]
+    assert puzzles[first.task_id]["test"][0]["output"] == first.test[0][1].tolist()
+    assert json.loads((out / arc.BUILD_FILE).read_text())["num_aug"] == NUM_AUG
+
+
+def test_every_stored_example_inverts_to_an_original_pair(built):
+    out, _ = built
+    names = read_identifiers(out)
+    tasks = {t.task_id: t for t in _tasks()}
+    for split_name in ("train", "test"):
+        split, _ = read_split(out / split_name)
+        inputs, labels = np.asarray(split.inputs), np.asarray(split.labels)
+        for p in range(split.num_puzzles):
+            task_id, variant = parse_name(names[int(split.puzzle_identifiers[p])])
+            task = tasks[task_id]
+            originals = {(i.tobytes(), i.shape, o.tobytes(), o.shape) for i, o in task.train + task.test}
+            for e in range(split.puzzle_indices[p], split.puzzle_indices[p + 1]):
+                assert _top_left(inputs[e]) == _top_left(labels[e])   # input and output share the offset
+                inp, lab = variant.invert(_decode(inputs[e])), variant.invert(_decode(labels[e]))
+                assert (inp.tobytes(), inp.shape, lab.tobytes(), lab.shape) in originals
+
+
+def test_a_smaller_canvas_is_the_same_encoding_with_shorter_sequences(tmp_path):
+    out = tmp_path / "small"
+    _build(out, canvas=10, layout="on-the-fly")
+    test, meta = read_split(out / "test")
+    assert meta.seq_len == 100 and np.asarray(test.inputs).shape[1] == 100
+    names = read_identifiers(out)
+    tasks = {t.task_id: t for t in _tasks()}
+    train_split, _ = read_split(out / "train")
+    for p in range(0, train_split.num_puzzles, 7):
+        task_id, variant = parse_name(names[int(train_split.puzzle_identifiers[p])])
+        originals = {(i.tobytes(), o.tobytes()) for i, o in tasks[task_id].train + tasks[task_id].test}
+        for e in range(train_split.puzzle_indices[p], train_split.puzzle_indices[p + 1]):
+            canvas = np.asarray(train_split.inputs[[e]])[0].reshape(10, 10)
+            rows, cols = np.nonzero(canvas != PAD)
+            moved = np.pad(canvas[rows.min():, cols.min():], ((0, rows.min()), (0, cols.min())))
+            label = np.asarray(train_split.labels[[e]])[0].reshape(10, 10)
+            label = np.pad(label[rows.min():, cols.min():], ((0, rows.min()), (0, cols.min())))
+            pair = (variant.invert(crop(moved.reshape(-1))).tobytes(),
+                    variant.invert(crop(label.reshape(-1))).tobytes())
+            assert pair in originals
+    # the voting evaluator reads the small canvas too: the labels as predictions score 100%
+    evaluator = ArcEvaluator.for_dataset(out, meta)
+    ids = np.repeat(test.puzzle_identifiers, np.diff(test.puzzle_indices))
+    evaluator.update(ids, np.asarray(test.inputs), np.asarray(test.labels), np.full(len(ids), 0.5))
+    assert evaluator.scores().pass_at[2] == 1.0
+    with pytest.raises(DataError, match="larger than the 5x5 canvas"):
+        _build(tmp_path / "tiny", canvas=5)
+
+
+def test_translation_only_on_train_and_one_example_per_puzzle_stays(built):
+    out, _ = built
+    test, _ = read_split(out / "test")
+    assert all(_top_left(row) == (0, 0) for row in np.asarray(test.inputs))
+    train, _ = read_split(out / "train")
+    inputs = np.asarray(train.inputs)
+    moved = 0
+    for p in range(train.num_puzzles):
+        corners = [_top_left(inputs[e]) for e in range(train.puzzle_indices[p], train.puzzle_indices[p + 1])]
+        assert (0, 0) in corners
+        moved += sum(c != (0, 0) for c in corners)
+    assert moved > train.num_examples // 2
+
+
+def test_variants_are_distinct_and_duplicates_rejected(tmp_path):
+    # A 1x1 grid of colour 1 has 9 distinct variants (the colour it maps to); square all-black grids have none.
+    single = parse_task({"train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [[1]], "output": [[1]]}]},
+                        "one", "x/evaluation", "one")
+    black = parse_task({"train": [{"input": [[0, 0], [0, 0]], "output": [[0]]}],
+                        "test": [{"input": [[0]], "output": [[0]]}]}, "black", "x/training", "black")
+    summary = _build(tmp_path / "d", [single, black], num_aug=20)
+    names = read_identifiers(tmp_path / "d")
+    assert sorted(parse_name(n)[0] for n in names[1:]).count("one") == 9
+    assert [n for n in names if parse_name(n)[0] == "black"] == ["black"]
+    assert {name for name, _ in summary.short_tasks} == {"one", "black"}
+    train, _ = read_split(tmp_path / "d" / "train")
+    ones = [p for p, i in enumerate(train.puzzle_identifiers) if parse_name(names[i])[0] == "one"]
+    tops = {int(train.inputs[int(train.puzzle_indices[p])][0]) for p in ones}
+    assert len(tops) == 9                                      # each variant of "one" shows a different colour
+
+
+def test_strict_keeps_test_tasks_out_of_training(tmp_path):
+    _build(tmp_path / "strict", strict=True)
+    names = read_identifiers(tmp_path / "strict")
+    train, _ = read_split(tmp_path / "strict" / "train")
+    test, _ = read_split(tmp_path / "strict" / "test")
+    evaluation = {t.task_id for t in _tasks() if t.subset.endswith("evaluation")}
+    assert not {parse_name(names[i])[0] for i in train.puzzle_identifiers} & evaluation
+    assert {parse_name(names[i])[0] for i in test.puzzle_identifiers} == evaluation
+    assert not set(train.puzzle_identifiers.tolist()) & set(test.puzzle_identifiers.tolist())
+
+
+def _write_folder(root: Path, tasks: list[ArcTask], order: list[int]) -> None:
+    for index in order:
+        task = tasks[index]
+        folder = root / task.subset.split("/")[-1]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{task.task_id}.json").write_text(json.dumps(task.to_json()))
+
+
+def test_same_seed_same_build_whatever_the_file_order(tmp_path):
+    tasks = _tasks()
+    order = list(range(len(tasks)))
+    _write_folder(tmp_path / "a" / "synthetic", tasks, order)
+    random.Random(1).shuffle(order)
+    _write_folder(tmp_path / "b" / "synthetic", tasks, order)
+    shutil.copytree(tmp_path / "b" / "synthetic", tmp_path / "c" / "synthetic")
+    builds = []
+    for name in ("a", "c"):
+        out = tmp_path / f"out-{name}"
+        arc.build_from_sources(out, [str(tmp_path / name / "synthetic")], ["evaluation"], num_aug=NUM_AUG,
+                               log=lambda _: None)
+        builds.append(_dataset_files(out))
+    assert builds[0] == builds[1]
+    # a different seed gives other variants; an added task leaves the others' variants alone
+    _build(tmp_path / "seed1", tasks, seed=1)
+    assert _dataset_files(tmp_path / "seed1") != builds[0]
+    extra = parse_task({"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]],
+                        "output": [[4, 3]]}]}, "00000000", "synthetic/training", "extra")
+    _build(tmp_path / "more", _tasks() + [extra])
+    names = read_identifiers(tmp_path / "more")
+    assert [n for n in names if not n.startswith("00000000")] == json.loads(builds[0]["identifiers.json"])
+
+
+def test_on_the_fly_matches_materialised_byte_for_byte(built, tmp_path):
+    out, _ = built
+    _build(tmp_path / "lazy", layout="on-the-fly")
+    assert not (tmp_path / "lazy" / "train" / "all__inputs.npy").exists()
+    lazy_bytes = sum(p.stat().st_size for p in (tmp_path / "lazy").rglob("*.npy"))
+    assert lazy_bytes * 5 < sum(p.stat().st_size for p in out.rglob("*.npy"))
+    for split_name in ("train", "test"):
+        full, full_meta = read_split(out / split_name)
+        lazy, lazy_meta = read_split(tmp_path / "lazy" / split_name)
+        assert full_meta == lazy_meta
+        for name in ("puzzle_identifiers", "puzzle_indices", "group_indices"):
+            np.testing.assert_array_equal(getattr(full, name), getattr(lazy, name))
+        assert np.asarray(lazy.inputs).tobytes() == np.asarray(full.inputs).tobytes()
+        assert np.asarray(lazy.labels).tobytes() == np.asarray(full.labels).tobytes()
+        assert lazy.inputs.max() == full.inputs.max() and lazy.labels.max() == full.labels.max()
+        a, b = list(test_batches(full, full_meta, 7)), list(test_batches(lazy, lazy_meta, 7))
+        assert all(np.array_equal(x[k], y[k]) for x, y in zip(a, b) for k in ("inputs", "labels"))
+    sampled = [next(GroupSampler(*read_split(root / "train"), 16, seed=3)) for root in (out, tmp_path / "lazy")]
+    assert all(np.array_equal(sampled[0][k], sampled[1][k]) for k in sampled[0])
+    view = lazy.inputs[2:5]                                    # slices are views, indexed like arrays
+    np.testing.assert_array_equal(view[np.array([0, 2])], np.asarray(full.inputs)[[2, 4]])
+
+
+def test_a_switch_of_layout_leaves_no_stale_arrays(built, tmp_path):
+    out = tmp_path / "switch"
+    _build(out)
+    _build(out, layout="on-the-fly")
+    split, _ = read_split(out / "train")
+    assert isinstance(split.inputs, arc.ArcTokens)
+
+
+def test_generated_arc_trains_through_the_normal_loop(tmp_path):
+    cfg = apply_overrides(load_preset("cpu-arc"), [
+        f"data_path={tmp_path / 'data'}", f"out_dir={tmp_path / 'run'}", "hidden_size=32", "num_heads=2",
+        "layers=1", "T=1", "n=1", "N_sup=2", "puzzle_emb_ndim=32", "global_batch_size=8", "epochs=1",
+        "eval_interval=1", "eval_batch_size=8"])
+    summary = arc.build_from_sources(cfg.train.data_path, ["synthetic:6:1"], ["evaluation"], num_aug=1,
+                                     layout="on-the-fly", log=lambda _: None)
+    result = train(cfg, progress=False, log=lambda *_: None)
+    assert result.steps > 0 and result.final_eval is not None
+    assert result.final_eval.num_examples == summary.test.num_examples
+    assert cfg.model.num_puzzle_identifiers == len(read_identifiers(cfg.train.data_path))
+
+
+def test_preset_builds_its_synthetic_data_on_first_use(tmp_path):
+    from latentloop.api import prepare_run
+
+    lines: list[str] = []
+    cfg = prepare_run("cpu-arc", [f"data_path={tmp_path / 'd'}", "data.num_aug=1", "data.num_train=4",
+                                  "data.num_test=2", "data.layout=on-the-fly"], log=lines.append)
+    assert (tmp_path / "d" / "train" / "dataset.json").exists() and cfg.data.task == "arc"
+    assert "synthetic:4:2" in lines[0]
+    test, _ = read_split(tmp_path / "d" / "test")
+    assert test.num_groups == 2
+    # data.sources=FOLDER (one path needs no brackets) builds from task files instead
+    _write_folder(tmp_path / "tasks", _tasks(3, 2), list(range(5)))
+    cfg = prepare_run("cpu-arc", [f"data_path={tmp_path / 'f'}", f"data.sources={tmp_path / 'tasks'}",
+                                  "data.num_aug=0"], log=lines.append)
+    assert cfg.data.sources == [str(tmp_path / "tasks")]
+    assert read_split(tmp_path / "f" / "test")[0].num_groups == 2
+
+
+def test_source_specs_from_the_preset_and_arc_build_record(tmp_path):
+    tasks = list(source_tasks("synthetic:3:1", seed=5))
+    assert len(tasks) == 4 and tasks[0].task_id == _tasks(3, 1, seed=5)[0].task_id
+    summary = arc.build_from_sources(tmp_path / "o", ["synthetic:3:1"], ["evaluation"], num_aug=0, seed=5,
+                                     log=lambda _: None)
+    assert summary.num_identifiers == 5 and "4 tasks" in str(summary)
+    assert json.loads((tmp_path / "o" / arc.BUILD_FILE).read_text())["sources"] == ["synthetic:3:1"]
+    train, _ = read_split(tmp_path / "o" / "train")
+    assert int(np.asarray(train.inputs).max()) < COLOUR_OFFSET + 10
+
+
+def test_a_corrupt_on_the_fly_split_fails_in_one_line(tmp_path):
+
+    out = tmp_path / "lazy"
+    _build(out, layout="on-the-fly")
+    grids = np.load(out / "train" / "all__example_grids.npy")
+    np.save(out / "train" / "all__example_grids.npy", grids + 10_000)
+    with pytest.raises(DataError, match="example_grids point outside"):
+        read_split(out / "train")
+    (out / "test" / "all__puzzle_colours.npy").unlink()
+    with pytest.raises(DataError, match="all__puzzle_colours.npy: file not found"):
+        read_split(out / "test")
