@@ -60,7 +60,10 @@ def checkpoint(w: Path) -> Path:
 
 
 def write_file(relative: str, text: str) -> Callable[[Path], None]:
-    return lambda w: (w / relative).write_text(text)
+    def write(w: Path) -> None:
+        (w / relative).parent.mkdir(parents=True, exist_ok=True)
+        (w / relative).write_text(text)
+    return write
 
 
 def empty_test_split(w: Path) -> None:
@@ -96,6 +99,16 @@ def disk_full_on_second_checkpoint(monkeypatch) -> None:
         return real(tensors, filename, metadata=metadata)
 
     monkeypatch.setattr(checkpoint_module, "save_file", save_file)
+
+
+def arc_task_file(train_input: object = ((1, 2),), test_output: object = ((1,),)) -> str:
+    """An ARC task file with one demonstration pair and one test pair."""
+    return json.dumps({"train": [{"input": train_input, "output": [[1]]}],
+                       "test": [{"input": [[1]], "output": test_output}]})
+
+
+def arc_argv(w: Path, *extra: str) -> list[str]:
+    return ["data", "arc", "--source", str(w / "arc"), "--out", str(w / "arc-built"), "--num-aug", "1", *extra]
 
 
 @dataclass
@@ -172,6 +185,18 @@ CASES = {
     "batch larger than the training set": Case(lambda w: None, lambda w: train_argv(w, "global_batch_size=1024",
                                                                                     run="big"),
                                                "cannot fill one batch of 1024 examples"),
+    # ARC task files (latentloop data arc)
+    "ARC: ragged grid": Case(write_file("arc/evaluation/t1.json", arc_task_file(train_input=[[1, 2], [3]])), arc_argv,
+                             "arc/evaluation/t1.json train pair 0 input: ragged grid, rows have lengths [1, 2]"),
+    "ARC: grid larger than 30x30": Case(write_file("arc/evaluation/t1.json", arc_task_file(train_input=[[1] * 31])),
+                                        arc_argv, "train pair 0 input: grid is 1x31, larger than the 30x30 canvas"),
+    "ARC: colour 10": Case(write_file("arc/evaluation/t1.json", arc_task_file(test_output=[[10]])), arc_argv,
+                           "test pair 0 output: cell value 10 is not a colour 0-9"),
+    "ARC: malformed task JSON": Case(write_file("arc/evaluation/t1.json", '{"train": ['), arc_argv,
+                                     "arc/evaluation/t1.json: unreadable JSON"),
+    "ARC: missing source folder": Case(lambda w: None, arc_argv, "arc: ARC source not found"),
+    "ARC: no task in the test set": Case(write_file("arc/training/t1.json", arc_task_file()), arc_argv,
+                                         "no task is in the test set evaluation; subsets found: arc/training"),
     # checkpoints and runs
     "resume with another architecture": Case(lambda w: None, lambda w: train_argv(w, "hidden_size=64", "--resume"),
                                              "has shape (6, 32), the model expects (6, 64)"),

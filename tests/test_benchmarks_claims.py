@@ -32,9 +32,9 @@ def _fake_result(setup: Setup, variant: Variant, seed: int, exact: float, test_t
 
 def test_overrides_size_the_data_to_the_steps_and_end_with_the_users(tmp_path):
     setup = _setup(tmp_path, scale=2)
-    overrides = harness.job_overrides(setup, Variant("v", ("T=3",)), seed=7)
-    assert "data.num_train=1280" in overrides           # 10 steps x scale 2 x batch 64
-    assert "data_path=data/x-1280-50" in overrides
+    overrides = harness.job_overrides(setup, Variant("v", ("T=3",), steps_factor=4), seed=7)
+    assert "data.num_train=5120" in overrides           # 10 steps x scale 2 x factor 4 x batch 64
+    assert "data_path=data/x-5120-50" in overrides
     assert "train.seed=7" in overrides and "threads=1" in overrides
     assert overrides[-2:] == ("T=3", "hidden_size=64")  # the variant's, then the user's, win
 
@@ -60,8 +60,8 @@ def test_summaries_tables_and_plots_from_cached_results(tmp_path):
     assert rows[0].mean == pytest.approx(0.6) and rows[0].sd == pytest.approx(0.1414, abs=1e-4)
     assert rows[1].sd == 0.0 and rows[1].test_time == [[0.1, 0.2]]
     table = harness.markdown_table(rows)
-    assert "| A | (preset) | 1,000 | 10 | 1.0 | 60.0 ± 14.1 | 50.0, 70.0 | 90.0 |" in table
-    assert "| B | 10.0 ± 0.0 | 20.0 ± 0.0 |" in harness.test_time_table(rows)
+    assert "| A | (shared setup) | 1,000 | 10 | 1.0 | 2 | 60.0 ± 14.1 | 50.0, 70.0 | 90.0 |" in table
+    assert "| B | 10.0 | 20.0 |" in harness.test_time_table(rows)
     text = harness.report(Experiment("e", "E", "claim", (a, b), plot="steps"), setup, seeds=[0, 1])
     assert "claim" in text and (tmp_path / "e.png").stat().st_size > 0
     assert json.loads((tmp_path / "e.json").read_text())[0]["mean"] == pytest.approx(0.6)

@@ -70,7 +70,7 @@ def test_malformed_json_and_missing_folder(tmp_path, capsys, malformed):
         (folder / "a.json").write_text('{"train": [}')
     assert main(["data", "arc", "--out", str(tmp_path / "o"), "--source", str(folder)]) == 2
     err = capsys.readouterr().err
-    problem = "a.json: malformed JSON" if malformed else "evaluation: ARC source not found"
+    problem = "a.json: unreadable JSON" if malformed else "evaluation: ARC source not found"
     assert problem in err and err.count("\n") == 1 and "Traceback" not in err
 
 

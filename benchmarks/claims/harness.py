@@ -25,11 +25,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 @dataclass(frozen=True)
 class Variant:
-    """One configuration of an experiment; `eval_steps` > 0 also evaluates the final model for that many supervision
-    steps (held-out accuracy after each one)."""
+    """One configuration of an experiment. `steps_factor` trains a cheaper model for longer (on as many more fresh
+    puzzles), for comparisons at equal wall clock; `eval_steps` > 0 also evaluates the final model for that many
+    supervision steps (held-out accuracy after each one)."""
 
     label: str
     overrides: tuple[str, ...] = ()
+    steps_factor: int = 1
     eval_steps: int = 0
 
 
@@ -75,7 +77,7 @@ class Job:
 def job_overrides(setup: Setup, variant: Variant, seed: int) -> tuple[str, ...]:
     """The full override list of a run: one epoch over a generated set sized for the wanted number of steps, one
     evaluation at the end, only the last checkpoint kept, then the variant's and the user's overrides."""
-    num_train = max(1, round(setup.base_steps * setup.scale)) * setup.batch_size
+    num_train = max(1, round(setup.base_steps * setup.scale)) * variant.steps_factor * setup.batch_size
     base = (f"data_path={setup.data_prefix}-{num_train}-{setup.num_test}", f"data.num_train={num_train}",
             f"data.num_test={setup.num_test}", f"global_batch_size={setup.batch_size}", "epochs=1",
             "eval_interval=1", "keep_last=1", "keep_best=", "threads=1", f"train.seed={seed}")
@@ -199,15 +201,22 @@ def percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
+def spread(values: list[float]) -> str:
+    """Mean ± sample standard deviation in percent; the mean alone for a single seed."""
+    if len(values) < 2:
+        return percent(values[0])
+    return f"{percent(statistics.fmean(values))} ± {percent(statistics.stdev(values))}"
+
+
 def markdown_table(rows: list[Summary]) -> str:
-    """Mean ± sample standard deviation over seeds, and every seed's value, in percent."""
-    lines = ["| variant | overrides | params | train steps | min/run | exact acc % (mean ± sd) | per seed | cell acc % |",
-             "|---|---|---|---|---|---|---|---|"]
+    """Exact accuracy as mean ± sample standard deviation over seeds and every seed's value, in percent."""
+    lines = ["| variant | overrides | params | train steps | min/run | seeds | exact acc % (mean ± sd) | per seed | "
+             "cell acc % |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        overrides = " ".join(f"`{o}`" for o in r.overrides) or "(preset)"
+        overrides = " ".join(f"`{o}`" for o in r.overrides) or "(shared setup)"
         seeds = ", ".join(percent(v) for v in r.exact)
-        lines.append(f"| {r.label} | {overrides} | {r.params:,} | {r.steps:,} | {r.minutes:.1f} | "
-                     f"{percent(r.mean)} ± {percent(r.sd)} | {seeds} | {percent(statistics.fmean(r.cell))} |")
+        lines.append(f"| {r.label} | {overrides} | {r.params:,} | {r.steps:,} | {r.minutes:.1f} | {len(r.exact)} | "
+                     f"{spread(r.exact)} | {seeds} | {percent(statistics.fmean(r.cell))} |")
     return "\n".join(lines)
 
 
@@ -218,12 +227,7 @@ def test_time_table(rows: list[Summary], steps: tuple[int, ...] = (1, 2, 4, 8, 1
     lines = ["| trained as | " + " | ".join(f"{k} step{'s' * (k > 1)}" for k in shown) + " |",
              "|---|" + "---|" * len(shown)]
     for r in rows:
-        cells = []
-        for k in shown:
-            values = [t[k - 1] for t in r.test_time]
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{percent(statistics.fmean(values))} ± {percent(sd)}")
-        lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r.label} | " + " | ".join(spread([t[k - 1] for t in r.test_time]) for k in shown) + " |")
     return "\n".join(lines)
 
 
@@ -242,6 +246,8 @@ def plot(experiment: Experiment, rows: list[Summary], path: Path) -> Path:
             ax.plot(xs, means, marker="o", markersize=3, label=r.label)
             ax.fill_between(xs, [m - s for m, s in zip(means, sds)], [m + s for m, s in zip(means, sds)], alpha=0.2)
         ax.set_xscale("log", base=2)
+        powers = [k for k in range(1, max(len(t) for r in rows for t in r.test_time) + 1) if k & (k - 1) == 0]
+        ax.set_xticks(powers, [str(k) for k in powers])
         ax.set_xlabel("supervision steps at test time")
         ax.legend(fontsize=8)
     else:

@@ -69,11 +69,11 @@ def _generate_maze(data_path: Path, d, log) -> None:
 
 def _build_arc(data_path: Path, d, log) -> None:
     """Build a preset's ARC dataset on first use (``data.task = "arc"``) from its ``data.sources``; without sources,
-    from ``num_train`` + ``num_test`` generated ARC-like tasks."""
+    from ``num_train`` + ``num_test`` generated ARC-like tasks whose grids fit the canvas."""
     from latentloop.data import arc
     from latentloop.training.distributed import world_size_from_env
 
-    sources = list(d.sources) or [f"synthetic:{d.num_train}:{d.num_test}"]
+    sources = list(d.sources) or [f"synthetic:{d.num_train}:{d.num_test}:{min(d.canvas, 10)}"]
     if world_size_from_env() > 1:  # every rank would write the same files at the same time
         options = " ".join(f"--source {s}" for s in sources)
         raise ConfigError(f"dataset {data_path} not found; build it before a distributed run: latentloop data arc "

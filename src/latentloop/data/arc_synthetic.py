@@ -1,6 +1,6 @@
 """Seeded ARC-like tasks made here (no download), for tests and the ``cpu-arc`` preset.
 
-Each task applies one rule with its own parameters to random sparse grids of 3x3 to 10x10: flip, rotate, transpose,
+Each task applies one rule with its own parameters to random sparse grids of 3x3 to 10x10 (or a smaller largest side): flip, rotate, transpose,
 recolour one colour, fill the background, let cells fall (gravity) or draw a border. It has 3-5 demonstration pairs
 and 1-2 test pairs, like a real ARC task. Tasks are numbered; the first ``num_train`` form the subset
 ``synthetic/training`` and the rest ``synthetic/evaluation``, so ``--test-set evaluation`` works as for real ARC.
@@ -64,10 +64,10 @@ def _rule(family: str, rng: np.random.Generator, palette: np.ndarray) -> Rule:
 FAMILIES = ("flip", "rotate", "transpose", "recolour", "fill_background", "gravity", "border")
 
 
-def _pair(rule: Rule, rng: np.random.Generator, palette: np.ndarray) -> dict[str, list[list[int]]]:
+def _pair(rule: Rule, rng: np.random.Generator, palette: np.ndarray, max_side: int) -> dict[str, list[list[int]]]:
     """A random sparse grid and its answer; redrawn until the rule changes it, so no pair is a plain copy."""
     while True:
-        rows, cols = (int(x) for x in rng.integers(MIN_SIDE, MAX_SIDE + 1, size=2))
+        rows, cols = (int(x) for x in rng.integers(MIN_SIDE, max_side + 1, size=2))
         grid = np.where(rng.random((rows, cols)) < rng.uniform(0.2, 0.5),
                         rng.choice(palette, size=(rows, cols)), 0).astype(np.int64)
         answer = np.asarray(rule(grid))
@@ -75,32 +75,33 @@ def _pair(rule: Rule, rng: np.random.Generator, palette: np.ndarray) -> dict[str
             return {"input": grid.tolist(), "output": answer.tolist()}
 
 
-def make_task(rng: np.random.Generator, family: str) -> dict[str, list]:
+def make_task(rng: np.random.Generator, family: str, max_side: int = MAX_SIDE) -> dict[str, list]:
     """One task of ``family`` in the ARC JSON layout."""
     palette = rng.choice(np.arange(1, 10), size=int(rng.integers(2, 5)), replace=False)
     rule = _rule(family, rng, palette)
-    demos = [_pair(rule, rng, palette) for _ in range(int(rng.integers(3, 6)))]
-    tests = [_pair(rule, rng, palette) for _ in range(int(rng.integers(1, 3)))]
+    demos = [_pair(rule, rng, palette, max_side) for _ in range(int(rng.integers(3, 6)))]
+    tests = [_pair(rule, rng, palette, max_side) for _ in range(int(rng.integers(1, 3)))]
     return {"train": demos, "test": tests}
 
 
-def synthetic_tasks(num_train: int, num_eval: int, seed: int = 0) -> list[ArcTask]:
-    """``num_train`` training and ``num_eval`` evaluation tasks; task i draws from (seed, i) alone, so a larger set
-    extends a smaller one."""
+def synthetic_tasks(num_train: int, num_eval: int, seed: int = 0, max_side: int = MAX_SIDE) -> list[ArcTask]:
+    """``num_train`` training and ``num_eval`` evaluation tasks with grid sides up to ``max_side``; task i draws
+    from (seed, i) alone, so a larger set extends a smaller one."""
     tasks = []
     for index in range(num_train + num_eval):
         rng = np.random.default_rng([seed, index])
         family = FAMILIES[int(rng.integers(len(FAMILIES)))]
         task_id = f"{hashlib.sha256(f'{seed}:{index}'.encode()).hexdigest()[:8]}"
         subset = "synthetic/training" if index < num_train else "synthetic/evaluation"
-        tasks.append(parse_task(make_task(rng, family), task_id, subset, f"synthetic task {index} ({family})"))
+        tasks.append(parse_task(make_task(rng, family, max_side), task_id, subset, f"synthetic task {index} ({family})"))
     return tasks
 
 
-def parse_spec(spec: str) -> tuple[int, int]:
-    """``synthetic:TRAIN:EVAL`` -> (TRAIN, EVAL)."""
+def parse_spec(spec: str) -> tuple[int, int, int]:
+    """``synthetic:TRAIN:EVAL[:MAX_SIDE]`` -> (TRAIN, EVAL, MAX_SIDE)."""
     parts = spec.split(":")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts[1:]) or int(parts[2]) == 0:
-        raise DataError(f"{spec!r}: a synthetic source is synthetic:TRAIN:EVAL, e.g. synthetic:48:16 "
-                        "(EVAL at least 1)")
-    return int(parts[1]), int(parts[2])
+    if (len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[1:]) or int(parts[2]) == 0
+            or (len(parts) == 4 and not MIN_SIDE <= int(parts[3]) <= MAX_SIDE)):
+        raise DataError(f"{spec!r}: a synthetic source is synthetic:TRAIN:EVAL[:MAX_SIDE], e.g. synthetic:48:16 or "
+                        f"synthetic:48:16:8 (EVAL at least 1, MAX_SIDE {MIN_SIDE}-{MAX_SIDE})")
+    return int(parts[1]), int(parts[2]), int(parts[3]) if len(parts) == 4 else MAX_SIDE

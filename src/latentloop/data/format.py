@@ -282,7 +282,7 @@ def write_split(
     return split_dir
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     """A JSON file, or DataError naming it when it is missing or unreadable."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -290,7 +290,7 @@ def _read_json(path: Path) -> Any:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: unreadable JSON ({exc})") from None
+        raise DataError(f"{path}: unreadable JSON ({str(exc).splitlines()[0]})") from None
 
 
 def read_split(
@@ -306,7 +306,7 @@ def read_split(
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: dataset split folder not found")
     meta_path = split_dir / METADATA_FILE
-    raw = _read_json(meta_path)
+    raw = read_json(meta_path)
     arrays = {
         name: _load_array(split_dir / f"{set_name}__{name}.npy", mmap and name in ("inputs", "labels"))
         for name in ARRAY_FIELDS if name not in ("inputs", "labels") or not is_onthefly(split_dir, set_name)
@@ -376,7 +376,7 @@ def write_identifiers(root: str | Path, names: Sequence[str]) -> Path:
 def read_identifiers(root: str | Path) -> list[str]:
     """Read ``identifiers.json`` from a dataset root."""
     path = Path(root) / IDENTIFIERS_FILE
-    names = _read_json(path)
+    names = read_json(path)
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise DataError(f"{path}: expected a JSON list of names")
     return names

@@ -25,15 +25,15 @@ from typing import Any
 
 import numpy as np
 
+from latentloop.data.arc import TEST_PUZZLES_FILE
 from latentloop.data.arc_grid import (CANVAS, NUM_COLOURS, Variant, check_grid, crop, grid_hash, is_arc_shape,
                                       parse_name)
-from latentloop.data.format import DatasetMetadata, _read_json, read_identifiers
+from latentloop.data.format import DatasetMetadata, read_identifiers, read_json
 from latentloop.errors import DataError
 
 PASS_KS = (1, 2, 5, 10, 100, 1000)
 ATTEMPTS = 2                      # Kaggle scores two attempts per test input
 SHOWN_CANDIDATES = 10             # candidates per test input written for inspection
-TEST_PUZZLES_FILE = "test_puzzles.json"
 SUBMISSION_FILE = "submission.json"
 CANDIDATES_FILE = "candidates.json"
 SCORES_FILE = "scores.json"
@@ -73,9 +73,9 @@ def read_test_puzzles(path: str | Path) -> dict[str, list[ArcTestInput]]:
         files = sorted(path.glob("*.json"))
         if not files:
             raise DataError(f"{path}: no ARC task files (*.json) in this folder")
-        raw = {file.stem: _read_json(file) for file in files}
+        raw = {file.stem: read_json(file) for file in files}
     else:
-        raw = _read_json(path)
+        raw = read_json(path)
         if not isinstance(raw, dict):
             raise DataError(f"{path}: expected a JSON object mapping task ids to tasks")
     return {str(task): read_task_tests(puzzle, f"{path}: task {task}") for task, puzzle in raw.items()}

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from latentloop.data import maze, sudoku
 from latentloop.data.arc_grid import (CANVAS, NUM_COLOURS, PAD, Variant, canvas_side, check_grid, encode_grid,
                                       is_arc_shape, parse_name)
-from latentloop.data.format import _read_json
+from latentloop.data.format import read_json
 from latentloop.data.grids import NUM_DIHEDRAL
 from latentloop.errors import ConfigError, DataError
 from latentloop.evaluation.arc import ArcTestInput, ArcVotes, Candidate, attempts, read_task_tests
@@ -183,7 +183,7 @@ class ArcTask:
         path = Path(source)
         if not path.is_file():
             raise DataError(f"{source}: file not found (an ARC task is a JSON file with 'train' and 'test' pairs)")
-        raw = _read_json(path)
+        raw = read_json(path)
         where = str(path)
         if not isinstance(raw, dict):
             raise DataError(f"{where}: an ARC task is a JSON object with 'train' and 'test' lists")
