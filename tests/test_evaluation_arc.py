@@ -244,6 +244,7 @@ evaluator.update(*(saved[k][share] for k in ("ids", "inputs", "preds", "halts"))
 merged = evaluator.gathered()
 json.dump({"rows": merged.votes.rows, "local": evaluator.votes.rows, "metrics": merged.scores().metrics(),
            "submission": merged.submission()}, open(f"{sys.argv[4]}.{rank}", "w"))
+dist.barrier()  # gloo aborts a process that tears down its connections while a peer still uses them
 dist.destroy_process_group()
 """
 

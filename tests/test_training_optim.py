@@ -200,6 +200,7 @@ def _distributed_worker(rank: int, world_size: int, init_file: str, out_dir: str
         local = slice(rank * len(ids) // world_size, (rank + 1) * len(ids) // world_size)
         updated = _sign_sgd_step(weights, ids[local], upstream[local], lr=0.1, weight_decay=0.5)
         torch.save(updated, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # gloo aborts a process that tears down its connections while a peer still uses them
     finally:
         dist.destroy_process_group()
 

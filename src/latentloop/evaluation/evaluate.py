@@ -45,11 +45,12 @@ class EvalResult:
 
 
 def _sequence_scores(preds: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per sequence: all supervised tokens right, and the share of supervised tokens right."""
+    """Per sequence: all supervised tokens right, and the share of supervised tokens right. A sequence with nothing
+    supervised (an unlabelled ARC competition input) cannot be right, rather than vacuously right."""
     mask = labels != IGNORE_LABEL
     counts = mask.sum(-1)
     correct = (mask & (preds == labels)).sum(-1)
-    return correct == counts, correct / counts.clamp_min(1)
+    return (correct == counts) & (counts > 0), correct / counts.clamp_min(1)
 
 
 @torch.no_grad()
