@@ -22,6 +22,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from latentloop.inspection.plots import save_figure  # noqa: E402
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -259,11 +261,7 @@ def plot(experiment: Experiment, rows: list[Summary], path: Path) -> Path:
     ax.set_ylabel("held-out exact accuracy (%)")
     ax.set_title(experiment.title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def report(experiment: Experiment, setup: Setup, seeds: list[int]) -> str:

@@ -122,20 +122,21 @@ def _evaluate_fixed(model: ACT, batches, steps: int, loss_fn, device, progress: 
         state = inner.initial_state(len(inputs), device)
         for s in range(steps):
             state, out = inner(state, inputs, ids)
-            exact, _ = _sequence_scores(out.logits.argmax(-1), labels)
+            preds = out.logits.argmax(-1)
+            exact, acc = _sequence_scores(preds, labels)
             per_step[s] += exact.sum().item()
-        exact, acc = _sequence_scores(out.logits.argmax(-1), labels)
         divisor = (labels != IGNORE_LABEL).sum(-1).clamp_min(1)
         sums["exact"] += exact.sum().item()
         sums["acc"] += acc.sum().item()
         sums["qacc"] += ((out.q_halt >= 0) == exact).sum().item()
         sums["loss"] += (loss_fn(out.logits, labels).sum(-1) / divisor).sum().item()
+        if keep_predictions or on_batch is not None:
+            answers = preds.cpu().numpy()
         if keep_predictions:
-            tokens.append(out.logits.argmax(-1).cpu().numpy())
+            tokens.append(answers)
             halts.append(torch.sigmoid(out.q_halt).cpu().numpy())
         if on_batch is not None:  # float64 (on the CPU: MPS has none), as the official ARC evaluator ranks by it
-            on_batch(batch["ids"], batch["inputs"], out.logits.argmax(-1).cpu().numpy(),
-                     torch.sigmoid(out.q_halt.cpu().double()).numpy())
+            on_batch(batch["ids"], batch["inputs"], answers, torch.sigmoid(out.q_halt.cpu().double()).numpy())
         count += len(inputs)
         bar.update(len(inputs))
     bar.close()

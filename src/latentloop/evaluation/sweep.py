@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from latentloop.evaluation.evaluate import evaluate  # noqa: E402
+from latentloop.inspection.plots import save_figure  # noqa: E402
 
 
 @dataclass
@@ -85,13 +86,7 @@ def plot_sweep(rows: list[SweepRow], path: str | Path, title: str = "") -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     acc_ax.set_ylim(0, 1.02)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)
 
 
 def rows_as_dicts(rows: list[SweepRow]) -> list[dict]:

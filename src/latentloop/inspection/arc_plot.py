@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
+from latentloop.inspection.plots import save_figure  # noqa: E402
+
 # colours 0-9 as the ARC tools show them (black, blue, red, green, yellow, grey, magenta, orange, sky, maroon)
 ARC_PALETTE = ("#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF",
                "#870C25")
@@ -39,10 +41,4 @@ def plot_arc_rows(rows: Sequence[Sequence[Panel]], out: str | Path, title: str =
             ax.axis("off")
         for ax, (name, grid) in zip(ax_row, panels):
             _draw(ax, name, np.asarray(grid))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, title, dpi=90)

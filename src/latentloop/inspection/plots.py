@@ -68,9 +68,17 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ax.set_ylim(0, 1.05)
     ax.set_title("held-out exact accuracy after each supervision step")
     ax.set_xlabel("supervision step")
-    fig.suptitle(run_dir.name)
+    return save_figure(fig, Path(out) if out else run_dir / "curves.png", title=run_dir.name)
+
+
+def save_figure(fig, path: str | Path, title: str = "", dpi: int = 110) -> Path:
+    """Title, lay out, write and close a figure: every PNG the project draws ends here (closing frees its memory in
+    long sweeps)."""
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    out = Path(out) if out else run_dir / "curves.png"
-    fig.savefig(out, dpi=110)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
-    return out
+    return path

@@ -20,6 +20,7 @@ from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from latentloop.errors import ConfigError  # noqa: E402
+from latentloop.inspection.plots import save_figure  # noqa: E402
 
 
 @dataclass
@@ -130,12 +131,7 @@ def render_trace(frames: list[Frame], puzzle: np.ndarray, style: GridStyle, path
         for ax, (label, tokens, changed, wrong, _) in zip(axes.flat, panels):
             _draw_grid(ax, tokens, style, given=is_given, changed=changed, wrong=wrong)
             ax.set_title(label, fontsize=9)
-        if title:
-            fig.suptitle(title, fontsize=11)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, title, dpi=100)
     fig, ax = plt.subplots(figsize=(3.6, 4.0))
 
     def draw(index: int) -> None:
