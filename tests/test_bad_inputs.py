@@ -101,6 +101,20 @@ def disk_full_on_second_checkpoint(monkeypatch) -> None:
     monkeypatch.setattr(checkpoint_module, "save_file", save_file)
 
 
+def no_work(module: str, name: str) -> Callable[[object], None]:
+    """Make `module.name` (a generator, a task reader) fail loudly: the output path must be refused before it runs."""
+    def patch(monkeypatch) -> None:
+        def called(*args, **kwargs):
+            raise AssertionError(f"{module}.{name} ran before the output path was checked")
+        monkeypatch.setattr(f"{module}.{name}", called)
+    return patch
+
+
+def under_file(w: Path, *parts: str) -> str:
+    """A path below the file a-file (made by the case's setup)."""
+    return str(w.joinpath("a-file", *parts))
+
+
 def arc_task_file(train_input: object = ((1, 2),), test_output: object = ((1,),)) -> str:
     """An ARC task file with one demonstration pair and one test pair."""
     return json.dumps({"train": [{"input": train_input, "output": [[1]]}],
@@ -136,9 +150,20 @@ CASES = {
     "unknown loss": Case(lambda w: None, lambda w: train_argv(w, "loss=cross_entropy"),
                          "unknown loss 'cross_entropy'"),
     "negative learning rate": Case(lambda w: None, lambda w: train_argv(w, "lr=-1e-3"),
-                                   "lr must not be negative"),
+                                   "config key 'lr' must be a non-negative number, got -0.001"),
     "eval_interval=0": Case(lambda w: None, lambda w: train_argv(w, "eval_interval=0"),
-                            "eval_interval must be at least 1"),
+                            "config key 'eval_interval' must be a positive integer, got 0"),
+    "non-positive model width": Case(lambda w: None, lambda w: train_argv(w, "hidden_size=-4"),
+                                     "config key 'hidden_size' must be a positive integer, got -4"),
+    "zero recursions (official key)": Case(lambda w: None, lambda w: train_argv(w, "arch.L_cycles=0"),
+                                           "config key 'n' must be a positive integer, got 0"),
+    "probability above 1": Case(lambda w: None, lambda w: train_argv(w, "ema_rate=1.5"),
+                                "config key 'ema_rate' must be a number in [0, 1], got 1.5"),
+    "not a number": Case(lambda w: None, lambda w: train_argv(w, "weight_decay=nan"),
+                         "config key 'weight_decay' must be a non-negative number, got nan"),
+    "config file: negative width": Case(write_file("bad.toml", "[model]\nhidden_size = -4\n"),
+                                        lambda w: ["train", str(w / "bad.toml")],
+                                        "config key 'hidden_size' must be a positive integer, got -4"),
     "batch not divisible by grad_accum_steps": Case(lambda w: None, lambda w: train_argv(w, "grad_accum_steps=3"),
                                                     "global_batch_size 32 does not split into 1 rank(s) x "
                                                     "grad_accum_steps 3"),
@@ -221,6 +246,43 @@ CASES = {
                                                     lambda w: ["eval", str(w / "run"), "--data", str(w / "data7")],
                                                     "has vocab_size 7 and seq_len 8; the checkpoint was trained on "
                                                     "vocab_size 6"),
+    # output paths under an existing file: refused before any work (the patched generators would fail the case)
+    "data sudoku --out under a file": Case(
+        write_file("a-file", "x"),
+        lambda w: ["data", "sudoku", "--size", "4", "--num-train", "4", "--num-test", "1", "--out", under_file(w, "x")],
+        "a-file is a file, not a folder", patch=no_work("latentloop.data.sudoku", "generate_puzzles")),
+    "data sudoku --out is a file": Case(write_file("a-file", "x"),
+                                        lambda w: ["data", "sudoku", "--size", "4", "--out", under_file(w)],
+                                        "a-file: it is a file, not a folder",
+                                        patch=no_work("latentloop.data.sudoku", "generate_puzzles")),
+    "data maze --out under a file": Case(write_file("a-file", "x"),
+                                         lambda w: ["data", "maze", "--size", "6", "--out", under_file(w, "x")],
+                                         "a-file is a file, not a folder",
+                                         patch=no_work("latentloop.data.maze", "generate_mazes")),
+    "data arc --out under a file": Case(write_file("a-file", "x"),
+                                        lambda w: ["data", "arc", "--source", "synthetic:2:2", "--out",
+                                                   under_file(w, "x")],
+                                        "a-file is a file, not a folder",
+                                        patch=no_work("latentloop.data.arc_sources", "source_tasks")),
+    "generated dataset under a file": Case(write_file("a-file", "x"),
+                                           lambda w: train_argv(w, f"data_path={under_file(w, 'd')}",
+                                                                "data.task=sudoku"),
+                                           "a-file is a file, not a folder",
+                                           patch=no_work("latentloop.data.sudoku", "generate_puzzles")),
+    "export under a file": Case(write_file("a-file", "x"), lambda w: ["export", str(w / "run"), under_file(w, "x")],
+                                "a-file is a file, not a folder",
+                                patch=no_work("latentloop.training.checkpoint", "load_checkpoint")),
+    "eval --arc-out under a file": Case(write_file("a-file", "x"),
+                                        lambda w: ["eval", str(w / "run"), "--arc-out", under_file(w, "arc")],
+                                        "a-file is a file, not a folder",
+                                        patch=no_work("latentloop.api", "load_checkpoint")),
+    "eval --save-predictions under a file": Case(
+        write_file("a-file", "x"), lambda w: ["eval", str(w / "run"), "--save-predictions", under_file(w, "p.npz")],
+        "a-file is a file, not a folder", patch=no_work("latentloop.api", "load_checkpoint")),
+    "view -o under a file": Case(write_file("a-file", "x"),
+                                 lambda w: ["view", str(w / "data"), "-o", under_file(w, "v.html")],
+                                 "a-file is a file, not a folder",
+                                 patch=no_work("latentloop.inspection.viewer", "load_items")),
     "unwritable output folder": Case(write_file("a-file", "x"), lambda w: train_argv(w, f"out_dir={w / 'a-file/run'}"),
                                      "cannot write to the run folder"),
     "disk full while saving": Case(lambda w: None, lambda w: train_argv(w, "checkpoint_interval=4", run="full"),

@@ -47,3 +47,63 @@ def test_unknown_preset_and_config_files(tmp_path):
     path.write_text('[modle]\nT = 5\n')
     with pytest.raises(ConfigError, match="unknown config section"):
         load_preset(str(path))
+
+
+def test_every_numeric_field_has_a_range_and_every_preset_lies_in_it():
+    import dataclasses
+
+    from latentloop.config import TRAIN_RANGES, TrainConfig, validate
+    from latentloop.models.config import MODEL_RANGES, ModelConfig
+
+    for section, ranges in ((ModelConfig, MODEL_RANGES), (TrainConfig, TRAIN_RANGES)):
+        numeric = {f.name for f in dataclasses.fields(section) if f.type in ("int", "float")}
+        assert numeric == set(ranges), section.__name__
+    for name in preset_names():
+        validate(load_preset(name))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("hidden_size=-4", "config key 'hidden_size' must be a positive integer, got -4"),
+    ("num_heads=0", "config key 'num_heads' must be a positive integer, got 0"),
+    ("arch.H_cycles=0", "config key 'T' must be a positive integer, got 0"),
+    ("N_sup=0", "config key 'N_sup' must be a positive integer, got 0"),
+    ("expansion=0", "config key 'expansion' must be a positive number, got 0.0"),
+    ("puzzle_emb_ndim=-1", "config key 'puzzle_emb_ndim' must be a non-negative integer (0 or more), got -1"),
+    ("halt_exploration_prob=1.5", "config key 'halt_exploration_prob' must be a number in [0, 1], got 1.5"),
+    ("rope_theta=inf", "config key 'rope_theta' must be a positive number, got inf"),
+    ("global_batch_size=0", "config key 'global_batch_size' must be a positive integer, got 0"),
+    ("weight_decay=-0.1", "config key 'weight_decay' must be a non-negative number, got -0.1"),
+    ("lr_warmup_steps=-1", "config key 'lr_warmup_steps' must be a non-negative integer (0 or more), got -1"),
+    ("beta2=1", "config key 'beta2' must be a number in [0, 1), got 1.0"),
+    ("ema_decay=-0.5", "config key 'ema_rate' must be a number in [0, 1], got -0.5"),
+    ("threads=-2", "config key 'threads' must be a non-negative integer (0 or more), got -2"),
+    ("seed=-1", "config key 'seed' must be an integer in 0..2**32-1"),
+])
+def test_out_of_range_values_are_one_config_error(override, message):
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(load_preset("cpu-sudoku6"), [override])
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_range_edges_that_presets_and_ablations_use_are_allowed():
+    cfg = apply_overrides(load_preset("cpu-sudoku6"), [
+        "lr=0", "weight_decay=0", "lr_warmup_steps=0", "halt_exploration_prob=0", "halt_exploration_prob=1",
+        "ema_rate=1", "beta1=0", "puzzle_emb_ndim=0", "puzzle_emb_len=0", "H_layers=0", "eval_max_examples=0",
+        "eval_batch_size=0", "threads=0", "checkpoint_interval=0", "keep_last=0", "max_memory_gb=0",
+        "lr_min_ratio=0", "T=1", "n=1", "N_sup=1", "layers=1"])
+    assert cfg.model.H_layers == 0 and cfg.train.lr == 0
+
+
+def test_the_model_and_training_checks_share_the_ranges():
+    """Configs made in Python skip apply_overrides; build_model and train check the same table."""
+    from latentloop.config import TrainConfig
+    from latentloop.models import build_model
+    from latentloop.models.config import ModelConfig
+    from latentloop.training.loop import _check_settings
+
+    with pytest.raises(ConfigError, match="config key 'hidden_size' must be a positive integer, got -4"):
+        build_model(ModelConfig(hidden_size=-4))
+    with pytest.raises(ConfigError, match="arch=hrm needs H_layers of 1 or more"):
+        build_model(ModelConfig(arch="hrm", H_layers=0, vocab_size=6, seq_len=8, hidden_size=32, num_heads=4))
+    with pytest.raises(ConfigError, match="config key 'eval_interval' must be a positive integer, got 0"):
+        _check_settings(TrainConfig(eval_interval=0))

@@ -19,7 +19,7 @@ from latentloop.data.arc_grid import Variant, encode_grid
 from latentloop.data.format import BLANK_IDENTIFIER_NAME, DatasetMetadata, build_split, write_identifiers, write_split
 from latentloop.evaluation.arc import read_test_puzzles, validate_submission
 from latentloop.evaluation.evaluate import EvalResult
-from latentloop.evaluation.solve import ArcTask, adapt_embedding, blank_variants, known_variants
+from latentloop.tasks.arc import ArcTask, adapt_embedding, blank_variants, known_variants
 from latentloop.models.losses import IGNORE_LABEL, softmax_cross_entropy
 from latentloop.training.checkpoint import load_checkpoint
 from latentloop.training.loop import TrainResult
@@ -206,7 +206,7 @@ def _demo_loss(model, task, identifiers) -> float:
 def test_adapting_fits_fresh_rows_for_an_unseen_task_with_the_network_frozen(arc_run):
     data, run = arc_run
     model, cfg = load_checkpoint(run)
-    task = ArcTask().read(str(data / "tasks" / "eval_a.json"), task_id="unseen")
+    task = ArcTask().read_task(str(data / "tasks" / "eval_a.json"), task_id="unseen")
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     rows = model.inner.puzzle_emb.num_embeddings
     fresh = [v for _, v in blank_variants(1)][:2]

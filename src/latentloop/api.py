@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,77 +11,33 @@ import torch
 
 from latentloop.config import RunConfig, apply_overrides, load_preset
 from latentloop.data.format import read_split
-from latentloop.data.grids import NUM_DIHEDRAL
-from latentloop.errors import ConfigError
-from latentloop.evaluation.arc import TEST_PUZZLES_FILE, ArcEvaluator, ArcScores, is_arc_data
+from latentloop.errors import ConfigError, DataError
 from latentloop.evaluation.evaluate import EvalResult, evaluate, examples
-from latentloop.evaluation.maze_metrics import MazeScores, is_maze_data, maze_scores
 from latentloop.models import build_model
+from latentloop.tasks import Task, task_class, task_of_config
+from latentloop.paths import check_output_dir, check_output_file, ensure_output_file
 from latentloop.training.checkpoint import WEIGHTS, load_checkpoint, resolve_checkpoint
 from latentloop.training.loop import TrainResult, pick_device
 
 
 def prepare_run(preset: str, overrides: list[str] | None = None, log=print) -> RunConfig:
-    """Load a preset with overrides and make its dataset if it is a generated one that does not exist yet."""
+    """Load a preset with overrides and build its dataset with its task (`data.task`) if it does not exist yet."""
+    from latentloop.training.distributed import world_size_from_env
+
     cfg = apply_overrides(load_preset(preset), overrides or [])
     data_path = Path(cfg.train.data_path) if cfg.train.data_path else None
     if data_path is None:
         raise ConfigError(f"preset {cfg.name!r} has no data_path; pass data_path=FOLDER")
     if not (data_path / "train" / "dataset.json").exists():
-        if cfg.data.task not in ("sudoku", "maze", "arc"):
+        if not cfg.data.task:
             raise ConfigError(f"dataset {data_path} not found; build it first (see `latentloop data --help`)")
-        if cfg.data.task == "maze":
-            _generate_maze(data_path, cfg.data, log)
-            return cfg
-        if cfg.data.task == "arc":
-            _build_arc(data_path, cfg.data, log)
-            return cfg
-        from latentloop.data import sudoku
-        from latentloop.training.distributed import world_size_from_env
-
-        d = cfg.data
+        task = task_class(cfg.data.task)
         if world_size_from_env() > 1:  # every rank would write the same files at the same time
-            raise ConfigError(f"dataset {data_path} not found; build it before a distributed run: latentloop data "
-                              f"sudoku --size {d.size} --num-train {d.num_train} --num-test {d.num_test} "
-                              f"--num-aug {d.num_aug} --seed {d.seed} --out {data_path}")
-        log(f"generating {d.num_train:,} + {d.num_test:,} {d.size}x{d.size} Sudoku puzzles into {data_path} (seed {d.seed})")
-        log(sudoku.build_generated(data_path, sudoku.shape_for_size(d.size), d.num_train, d.num_test, seed=d.seed,
-                                   num_aug=d.num_aug, progress=True))
+            raise ConfigError(f"dataset {data_path} not found; build it before a distributed run: "
+                              f"{task.data_command(data_path, cfg.data)}")
+        check_output_dir(data_path)  # before announcing (and starting) the build
+        log(task.build(data_path, cfg.data, log))
     return cfg
-
-
-def _generate_maze(data_path: Path, d, log) -> None:
-    """Generate a preset's maze dataset on first use (``data.task = "maze"``); ``num_aug`` 7 adds the dihedral set."""
-    from latentloop.data import maze
-    from latentloop.training.distributed import world_size_from_env
-
-    if d.num_aug not in (0, NUM_DIHEDRAL - 1):
-        raise ConfigError(f"data.num_aug for mazes is 0 or {NUM_DIHEDRAL - 1} (the dihedral images), got {d.num_aug}")
-    command = (f"latentloop data maze --size {d.size} --num-train {d.num_train} --num-test {d.num_test} "
-               f"--min-path {d.min_path} --seed {d.seed}{' --aug' if d.num_aug else ''} --out {data_path}")
-    if world_size_from_env() > 1:  # every rank would write the same files at the same time
-        raise ConfigError(f"dataset {data_path} not found; build it before a distributed run: {command}")
-    log(f"generating {d.num_train:,} + {d.num_test:,} {d.size}x{d.size} mazes (path > {d.min_path} moves) into "
-        f"{data_path} (seed {d.seed})")
-    log(maze.build_generated(data_path, d.num_train, d.num_test, d.size, d.min_path, d.seed, augment=bool(d.num_aug),
-                             workers=os.cpu_count() or 1, progress=True))
-
-
-def _build_arc(data_path: Path, d, log) -> None:
-    """Build a preset's ARC dataset on first use (``data.task = "arc"``) from its ``data.sources``; without sources,
-    from ``num_train`` + ``num_test`` generated ARC-like tasks whose grids fit the canvas."""
-    from latentloop.data import arc
-    from latentloop.training.distributed import world_size_from_env
-
-    sources = list(d.sources) or [f"synthetic:{d.num_train}:{d.num_test}:{min(d.canvas, 10)}"]
-    if world_size_from_env() > 1:  # every rank would write the same files at the same time
-        options = " ".join(f"--source {s}" for s in sources)
-        raise ConfigError(f"dataset {data_path} not found; build it before a distributed run: latentloop data arc "
-                          f"{options} --test-set {d.test_set} --num-aug {d.num_aug} --seed {d.seed} --layout "
-                          f"{d.layout} --canvas {d.canvas}{' --strict' if d.strict else ''} --out {data_path}")
-    log(f"building ARC from {', '.join(sources)} into {data_path} ({d.num_aug} variants per task, seed {d.seed})")
-    log(arc.build_from_sources(data_path, sources, [d.test_set], num_aug=d.num_aug, seed=d.seed, strict=d.strict,
-                               layout=d.layout, canvas=d.canvas, log=log))
 
 
 def build_from_preset(preset: str, overrides: list[str] | None = None) -> torch.nn.Module:
@@ -115,30 +71,24 @@ class CheckpointEval:
     data: str
     result: EvalResult
     halt_early: bool
-    maze: MazeScores | None = None      # path-aware scores when the test split holds mazes
-    arc: ArcScores | None = None        # voted pass@K when the test split holds ARC tasks
-    arc_files: list[Path] = field(default_factory=list)   # submission.json, candidates.json, scores.json
-    arc_note: str = ""                  # why ARC data was not voted on
+    task: str = ""                      # the task the test split holds
+    task_report: str = ""               # the task's own metrics in words (maze paths, ARC votes), if any
+    files: list[Path] = field(default_factory=list)   # what the task's metrics wrote (ARC: submission.json, ...)
 
     def report(self) -> str:
         r = self.result
         mode = "stopping each puzzle when it halts" if self.halt_early else "running every supervision step"
-        text = (f"{self.checkpoint} on {self.data} ({r.num_examples:,} puzzles, {mode}):\n"
+        text = (f"{self.checkpoint} on {self.data} ({self.task}, {r.num_examples:,} puzzles, {mode}):\n"
                 f"  exact accuracy {r.exact_accuracy:.2%}, cell accuracy {r.accuracy:.2%}, "
                 f"halting accuracy {r.q_halt_accuracy:.2%}, mean steps used {r.steps:.2f}, "
                 f"{r.examples_per_second:,.0f} puzzles/s")
         if r.per_step_exact_accuracy:
             text += "\n  exact accuracy by step: " + ", ".join(
                 f"{i}: {a:.1%}" for i, a in enumerate(r.per_step_exact_accuracy, 1))
-        if self.maze is not None:
-            text += "\n" + self.maze.report()
-        if self.arc is not None:
-            text += ("\n  (exact accuracy above counts each augmented copy of a test input on its own; the ARC score "
-                     "votes over the copies)\n" + self.arc.report())
-        if self.arc_files:
-            text += "\n  wrote " + ", ".join(map(str, self.arc_files))
-        if self.arc_note:
-            text += "\n  " + self.arc_note
+        if self.task_report:
+            text += "\n" + self.task_report
+        if self.files:
+            text += "\n  wrote " + ", ".join(map(str, self.files))
         return text
 
 
@@ -162,39 +112,49 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, 
     An official HRM/TRM checkpoint file is read with `config` (default: the all_config.yaml beside it).
     On ARC data the augmented copies also vote (test puzzles from the dataset's test_puzzles.json, or `arc_tasks`),
     and submission.json, candidates.json and scores.json go to `arc_out` (default: arc_<checkpoint> beside it)."""
+    if arc_out:  # output paths are checked before the (long) evaluation, not after it
+        check_output_dir(arc_out)
+    if save_predictions:
+        check_output_file(save_predictions)
     model, cfg = load_checkpoint(checkpoint, pick_device(device), config=config, data=data)
     split, meta, data_path = load_eval_data(cfg, data)
+    task = _task_or_none(cfg, data_path if data else None)
     device_ = next(model.parameters()).device
-    is_maze = is_maze_data(split.inputs[:64], split.labels[:64], meta.vocab_size)
-    arc, arc_note = None, ""
-    if arc_tasks and not is_arc_data(meta):
-        raise ConfigError(f"--arc-tasks scores ARC data; {data_path} has vocab_size {meta.vocab_size} and seq_len "
-                          f"{meta.seq_len}, not ARC's 12 and 900")
-    if is_arc_data(meta):
-        if arc_tasks or (data_path / TEST_PUZZLES_FILE).exists():
-            arc = ArcEvaluator.for_dataset(data_path, meta, arc_tasks)
-        else:
-            arc_note = (f"no ARC score: {data_path} has no {TEST_PUZZLES_FILE}; pass --arc-tasks with the folder of "
-                        f"ARC task files its test split was built from")
+    if arc_tasks and (task is None or task.name != "arc"):
+        raise ConfigError(f"--arc-tasks scores ARC data; {data_path} holds {task.name if task else 'plain token'!r} "
+                          f"puzzles")
+    observer = (task.metrics(data_path, split, meta, **({"tasks": arc_tasks} if arc_tasks else {}))
+                if task is not None else None)
     result = evaluate(model, split, meta, batch_size, device_, steps=steps, halt_early=halt_early,
                       max_examples=max_examples, loss=cfg.train.loss, progress=True, threshold=threshold,
-                      trajectories=trajectories, noise=noise, keep_predictions=bool(save_predictions) or is_maze,
-                      on_batch=arc.update if arc is not None else None)
-    arc_scores, arc_files = None, []
-    if arc is not None:
-        arc_scores = arc.scores()
-        result.metrics.update(arc_scores.metrics())
-        arc_files = arc.write(arc_out or _beside_checkpoint(checkpoint, "arc_"), arc_scores)
-    scores = None
-    if result.prediction is not None:
+                      trajectories=trajectories, noise=noise, keep_predictions=bool(save_predictions),
+                      on_batch=observer.update if observer is not None else None)
+    task_report, files = "", []
+    if observer is not None:
+        result.metrics.update(observer.metrics())
+        task_report = observer.report() if hasattr(observer, "report") else ""
+        if hasattr(observer, "write"):
+            files = observer.write(arc_out or _beside_checkpoint(checkpoint, f"{task.name}_"))
+    if save_predictions and result.prediction is not None:
         batches = list(examples(split, meta, batch_size, max_examples))
         inputs, labels = (np.concatenate([b[k] for b in batches]) for k in ("inputs", "labels"))
         pred = result.prediction
-        scores = maze_scores(inputs, labels, pred.tokens) if is_maze else None
-        if save_predictions:
-            np.savez_compressed(save_predictions, inputs=inputs, labels=labels, predictions=pred.tokens,
-                                steps=pred.steps, halt_probability=pred.halt_probability, vocab_size=meta.vocab_size)
-    return CheckpointEval(str(checkpoint), str(data_path), result, halt_early, scores, arc_scores, arc_files, arc_note)
+        np.savez_compressed(ensure_output_file(save_predictions), inputs=inputs, labels=labels,
+                            predictions=pred.tokens, steps=pred.steps, halt_probability=pred.halt_probability,
+                            vocab_size=meta.vocab_size,
+                            **({"task": json.dumps({"name": task.name, "params": task.params()})} if task else {}))
+    return CheckpointEval(str(checkpoint), str(data_path), result, halt_early, task.name if task else "tokens",
+                          task_report, files)
+
+
+def _task_or_none(cfg: RunConfig, data: Path | None) -> Task | None:
+    """The checkpoint's task; None for plain token data of no known task (evaluated without task metrics)."""
+    try:
+        return task_of_config(cfg, data)
+    except DataError:
+        if cfg.task.get("name"):
+            raise
+        return None
 
 
 def _beside_checkpoint(checkpoint: str | Path, prefix: str) -> Path:

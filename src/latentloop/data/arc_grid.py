@@ -97,12 +97,6 @@ def canvas_side(seq_len: int) -> int:
     return side
 
 
-def is_arc_shape(vocab_size: int, seq_len: int) -> bool:
-    """ARC's 12-token vocabulary on a square canvas (Sudoku and mazes use other vocabularies)."""
-    side = math.isqrt(seq_len)
-    return vocab_size == VOCAB_SIZE and side * side == seq_len and 1 <= side <= CANVAS
-
-
 def check_grid(grid: Any, where: str, canvas: int = CANVAS) -> np.ndarray:
     """A task file's grid as uint8 [h, w], or a DataError naming ``where`` (task and pair) and the problem."""
     if not isinstance(grid, list) or not grid or not all(isinstance(row, list) for row in grid):

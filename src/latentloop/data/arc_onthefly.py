@@ -28,6 +28,7 @@ import numpy as np
 from latentloop.data.arc_grid import CANVAS, COLOUR_OFFSET, NUM_COLOURS, encode_grid
 from latentloop.data.grids import dihedral
 from latentloop.errors import DataError
+from latentloop.paths import ensure_output_dir
 
 SWAPS_SIDES = (1, 3, 6, 7)               # dihedral transforms that exchange rows and columns
 STORE_FIELDS = ("grids", "grid_shapes", "example_grids", "example_offsets", "puzzle_transforms", "puzzle_colours")
@@ -170,7 +171,7 @@ class ArcTokens:
 
 def write_store(split_dir: Path, store: ArcStore, set_name: str = "all") -> None:
     """Save the on-the-fly arrays (the caller writes the official index arrays and dataset.json)."""
-    split_dir.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(split_dir)
     for name in STORE_FIELDS:
         np.save(split_dir / f"{set_name}__{name}.npy", getattr(store, name))
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from latentloop.data.arc_onthefly import is_onthefly, read_tokens
 from latentloop.errors import DataError
+from latentloop.paths import ensure_output_dir
 
 BLANK_IDENTIFIER_NAME = "<blank>"
 METADATA_FILE = "dataset.json"
@@ -46,6 +47,8 @@ class DatasetMetadata:
     mean_puzzle_examples: float
     total_puzzles: int
     sets: list[str] = field(default_factory=lambda: ["all"])
+    task: str | None = None                 # latentloop: the task (latentloop.tasks) whose tokens these are
+    task_params: dict[str, Any] = field(default_factory=dict)   # and its encoding parameters
 
     @classmethod
     def for_split(
@@ -57,6 +60,8 @@ class DatasetMetadata:
         pad_id: int = 0,
         ignore_label_id: int | None = 0,
         blank_identifier_id: int = 0,
+        task: str | None = None,
+        task_params: dict[str, Any] | None = None,
     ) -> DatasetMetadata:
         """Derive the counting fields from the arrays so builders cannot get them wrong."""
         return cls(
@@ -69,11 +74,14 @@ class DatasetMetadata:
             total_groups=split.num_groups,
             mean_puzzle_examples=split.num_examples / split.num_puzzles if split.num_puzzles else 0.0,
             total_puzzles=split.num_puzzles,
+            task=task,
+            task_params=dict(task_params or {}),
         )
 
     def to_json(self) -> dict[str, Any]:
-        """A plain dict in the official key order, ready for ``json.dump``."""
-        return {
+        """A plain dict in the official key order, ready for ``json.dump``; the task keys follow (the official
+        readers ignore keys they do not know)."""
+        data = {
             "pad_id": self.pad_id,
             "ignore_label_id": self.ignore_label_id,
             "blank_identifier_id": self.blank_identifier_id,
@@ -85,6 +93,9 @@ class DatasetMetadata:
             "total_puzzles": self.total_puzzles,
             "sets": list(self.sets),
         }
+        if self.task:
+            data.update(task=self.task, task_params=dict(self.task_params))
+        return data
 
     @classmethod
     def from_json(
@@ -113,7 +124,12 @@ class DatasetMetadata:
         if not isinstance(sets, list) or not sets or not all(isinstance(s, str) for s in sets):
             raise DataError(f"{where}: 'sets' must be a non-empty list of names, got {sets!r}")
         values["sets"] = list(sets)
-        return cls(**values)
+        task, params = data.get("task"), data.get("task_params", {})
+        if task is not None and (not isinstance(task, str) or not task):
+            raise DataError(f"{where}: 'task' must be a task name, got {task!r}")
+        if not isinstance(params, dict):
+            raise DataError(f"{where}: 'task_params' must be an object, got {params!r}")
+        return cls(**values, task=task, task_params=params)
 
 
 def _json_int(data: dict[str, Any], name: str, where: str) -> int:
@@ -266,7 +282,7 @@ def write_split(
     _check_metadata(split, metadata, str(split_dir / METADATA_FILE))
     if set_name not in metadata.sets:
         raise DataError(f"{split_dir}: set '{set_name}' is not listed in metadata sets {metadata.sets}")
-    split_dir.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(split_dir)
     token_dtype = _token_dtype(metadata.vocab_size)
     arrays = {
         "inputs": split.inputs.astype(token_dtype, copy=False),
@@ -367,7 +383,7 @@ def write_identifiers(root: str | Path, names: Sequence[str]) -> Path:
     if not names or names[0] != BLANK_IDENTIFIER_NAME:
         raise DataError(f"{root}: identifier 0 must be named {BLANK_IDENTIFIER_NAME!r}")
     path = Path(root) / IDENTIFIERS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(path.parent)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(names, f)
     return path

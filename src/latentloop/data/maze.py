@@ -33,6 +33,7 @@ from latentloop.data.format import (
 from latentloop.data.grids import NUM_DIHEDRAL, dihedral
 from latentloop.data.puzzle_csv import CSV_COLUMNS, read_rows
 from latentloop.errors import DataError
+from latentloop.paths import check_output_dir, ensure_output_file
 
 CHARSET = "# SGo"
 PAD, WALL, OPEN, START, GOAL, PATH = range(6)
@@ -454,8 +455,7 @@ def _grids_from_strings(texts: list[str], size: int, path: Path, lines: list[int
 
 def write_csv(path: str | Path, mazes: Mazes, source: str = "generated") -> Path:
     """Write the official CSV layout (one-line grids, ``rating`` = shortest-path moves); ``read_csv`` reads it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = ensure_output_file(path)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)
@@ -507,7 +507,7 @@ def _write_maze_split(split_dir: Path, mazes: Mazes, augment: bool) -> int:
         puzzles_per_group=np.full(len(mazes), variants, dtype=np.int64),
     )
     metadata = DatasetMetadata.for_split(split, vocab_size=VOCAB_SIZE, num_puzzle_identifiers=1, pad_id=PAD,
-                                         ignore_label_id=0)
+                                         ignore_label_id=0, task="maze", task_params={"size": q.shape[-1]})
     write_split(split_dir, split, metadata)
     return total
 
@@ -531,6 +531,7 @@ def build_from_csv(train_csv: str | Path, test_csv: str | Path, out_dir: str | P
                    augment: bool = False) -> BuildSummary:
     """Build the official layout from ``maze-30x30-hard-1k``-style CSVs (the papers' dataset when the official
     files are given); ``augment`` adds the 8 dihedral images of every training maze, as the official ``--aug``."""
+    check_output_dir(out_dir)
     train, _ = read_csv(train_csv)
     test, _ = read_csv(test_csv, size=train.questions.shape[1])
     return _write_dataset(out_dir, train, test, augment)
@@ -544,6 +545,7 @@ def build_generated(out_dir: str | Path, num_train: int = 1000, num_test: int = 
     are the test split, so growing ``num_train`` keeps the test set unchanged."""
     if num_train <= 0 or num_test < 0:
         raise DataError(f"need num_train > 0 and num_test >= 0, got {num_train} and {num_test}")
+    check_output_dir(out_dir)  # before generating
     mazes = generate_mazes(num_test + num_train, size, min_path, seed, density, workers, progress)
     test, train = mazes.rows(slice(0, num_test)), mazes.rows(slice(num_test, None))
     write_csv(Path(out_dir) / "train.csv", train)

@@ -31,6 +31,7 @@ from latentloop.data.format import (
 )
 from latentloop.data.puzzle_csv import read_rows
 from latentloop.errors import DataError
+from latentloop.paths import check_output_dir
 
 DIGIT_CHARS = "123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 BLANK_CHARS = ".0_"
@@ -761,7 +762,8 @@ def _write_sudoku_split(
         puzzles_per_group=np.full(n, variants, dtype=np.int64),
     )
     metadata = DatasetMetadata.for_split(
-        split, vocab_size=shape.vocab_size, num_puzzle_identifiers=1, pad_id=PAD_TOKEN, ignore_label_id=0
+        split, vocab_size=shape.vocab_size, num_puzzle_identifiers=1, pad_id=PAD_TOKEN, ignore_label_id=0,
+        task="sudoku", task_params={"size": shape.size, "box": [shape.box_rows, shape.box_cols]},
     )
     write_split(split_dir, split, metadata)
     return total
@@ -812,6 +814,7 @@ def build_from_csv(
     """
     if num_aug < 0:
         raise DataError(f"num_aug must be non-negative, got {num_aug}")
+    check_output_dir(out_dir)
     rng = np.random.default_rng(seed)
     q, a, r, _ = read_csv(train_csv)
     shape = shape_for_size(q.shape[1])
@@ -853,6 +856,7 @@ def build_generated(
     """
     if num_train <= 0 or num_test < 0 or num_aug < 0:
         raise DataError(f"need num_train > 0, num_test >= 0 and num_aug >= 0, got {num_train}, {num_test}, {num_aug}")
+    check_output_dir(out_dir)  # before generating
     wanted = num_test + num_train
     distinct: dict[bytes, GeneratedPuzzle] = {}
     next_index = 0

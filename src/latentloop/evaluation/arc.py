@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from latentloop.data.arc import TEST_PUZZLES_FILE
-from latentloop.data.arc_grid import (CANVAS, NUM_COLOURS, Variant, check_grid, crop, grid_hash, is_arc_shape,
+from latentloop.data.arc_grid import (CANVAS, NUM_COLOURS, Variant, check_grid, crop, grid_hash,
                                       parse_name)
 from latentloop.data.format import DatasetMetadata, read_identifiers, read_json
 from latentloop.errors import DataError
+from latentloop.paths import ensure_output_dir
 
 PASS_KS = (1, 2, 5, 10, 100, 1000)
 ATTEMPTS = 2                      # Kaggle scores two attempts per test input
@@ -93,11 +94,6 @@ def read_task_tests(puzzle: Any, where: str) -> list[ArcTestInput]:
         tests.append(ArcTestInput(check_grid(pair["input"], f"{where} test pair {i} input"),
                                   None if output is None else check_grid(output, f"{where} test pair {i} output")))
     return tests
-
-
-def is_arc_data(meta: DatasetMetadata) -> bool:
-    """ARC's vocabulary on a square canvas (mazes use a different vocabulary)."""
-    return is_arc_shape(meta.vocab_size, meta.seq_len)
 
 
 class ArcVotes:
@@ -241,6 +237,14 @@ class ArcEvaluator:
         self.padded_rows += other.padded_rows
         return self
 
+    def metrics(self) -> dict[str, float]:
+        """ARC/pass@K over every rank's votes (an evaluation observer's result; every rank calls it)."""
+        return self.gathered().scores().metrics()
+
+    def report(self) -> str:
+        return ("  (exact accuracy above counts each augmented copy of a test input on its own; the ARC score votes "
+                "over the copies)\n" + self.scores().report())
+
     def gathered(self) -> ArcEvaluator:
         """Every rank's votes merged, on every rank (torch.distributed all_gather_object); a no-op in one process.
         Every rank must call it together."""
@@ -322,8 +326,7 @@ class ArcEvaluator:
 
     def write(self, out_dir: str | Path, scores: ArcScores | None = None) -> list[Path]:
         """Write submission.json (checked with validate_submission), candidates.json and scores.json."""
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = ensure_output_dir(out_dir)
         submission = self.submission()
         validate_submission(submission, self.test_puzzles)
         scores = scores or self.scores()
@@ -395,11 +398,3 @@ def _grid_problem(grid: Any) -> str | None:
     if not all(type(cell) is int and 0 <= cell < NUM_COLOURS for row in grid for cell in row):
         return "cells must be integers 0-9"
     return None
-
-
-def arc_evaluator_for(data_path: str | Path | None, meta: DatasetMetadata) -> ArcEvaluator | None:
-    """The evaluator the training loop feeds on ARC data that ships test_puzzles.json, else None."""
-    if not data_path or not is_arc_data(meta) or not (Path(data_path) / TEST_PUZZLES_FILE).exists():
-        return None
-    return ArcEvaluator.for_dataset(data_path, meta)
-

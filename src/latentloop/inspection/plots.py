@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from latentloop.errors import DataError  # noqa: E402
+from latentloop.paths import ensure_output_file  # noqa: E402
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -74,11 +75,12 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
 def save_figure(fig, path: str | Path, title: str = "", dpi: int = 110) -> Path:
     """Title, lay out, write and close a figure: every PNG the project draws ends here (closing frees its memory in
     long sweeps)."""
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        path = ensure_output_file(path)
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi)
+    finally:
+        plt.close(fig)
     return path

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 
@@ -21,6 +20,8 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from latentloop.errors import ConfigError  # noqa: E402
 from latentloop.inspection.plots import save_figure  # noqa: E402
+from latentloop.paths import ensure_output_file  # noqa: E402
+from latentloop.tasks.base import GridStyle  # noqa: E402
 
 
 @dataclass
@@ -65,17 +66,6 @@ def _frame(label: str, out) -> Frame:
                  halt_probability=float(torch.sigmoid(out.q_halt[0])))
 
 
-@dataclass
-class GridStyle:
-    """How a task draws one cell: its text and face colour from the token, for inputs and answers alike."""
-
-    rows: int
-    cols: int
-    text: Callable[[int], str]
-    color: Callable[[int], str]
-    box: tuple[int, int] | None = None     # Sudoku box size, for the thick lines
-
-
 def _draw_grid(ax, tokens: np.ndarray, style: GridStyle, given: np.ndarray | None = None,
                changed: np.ndarray | None = None, wrong: np.ndarray | None = None) -> None:
     grid = tokens.reshape(style.rows, style.cols)
@@ -114,7 +104,7 @@ def render_trace(frames: list[Frame], puzzle: np.ndarray, style: GridStyle, path
     path = Path(path)
     if path.suffix.lower() not in (".png", ".gif"):
         raise ConfigError(f"trace file must end in .png or .gif, not {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_output_file(path)
     panels = [("puzzle", puzzle, None, None, None)]
     previous = puzzle
     for frame in frames:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from latentloop.data.format import read_split
 from latentloop.errors import DataError
+from latentloop.paths import check_output_file, ensure_output_file
+from latentloop.tasks import Task, get_task, infer_task, task_class
 
 PREDICTION_KEYS = ("inputs", "labels", "predictions")
 
@@ -103,25 +105,6 @@ render();
 """
 
 
-def _vocab_labels(vocab_size: int, kind: str) -> tuple[list[str], list[str] | None]:
-    """Cell text (and colours) per token: Sudoku digits, maze characters, or ARC colours."""
-    if kind == "maze":
-        return ["", "#", " ", "S", "G", "o"][:vocab_size], None
-    if kind == "arc":
-        palette = ["#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", "#F012BE", "#FF851B",
-                   "#7FDBFF", "#870C25"]
-        return ["", "|"] + [""] * 10, ["#ffffff", "#dddddd"] + palette
-    return ["", "."] + [str(d) if d < 10 else chr(ord("A") + d - 10) for d in range(1, vocab_size - 1)], None
-
-
-def _guess_kind(vocab_size: int, seq_len: int) -> str:
-    if seq_len == 900 and vocab_size == 6:
-        return "maze"
-    if seq_len == 900 and vocab_size == 12:
-        return "arc"
-    return "sudoku"
-
-
 def load_items(source: str | Path, limit: int) -> tuple[dict, list[dict]]:
     """Items from a dataset folder (its test split, or a split folder) or a predictions .npz from `eval`."""
     source = Path(source)
@@ -136,13 +119,17 @@ def load_items(source: str | Path, limit: int) -> tuple[dict, list[dict]]:
             raise DataError(f"{source}: missing arrays {missing}; write it with `latentloop eval --save-predictions`")
         vocab = int(arrays.get("vocab_size", max(arrays["inputs"].max(), arrays["labels"].max()) + 1))
         info = {"vocab_size": vocab, "seq_len": arrays["inputs"].shape[1]}
+        if "task" in arrays:  # written by `eval --save-predictions`: {"name", "params"} as JSON
+            info["task"] = json.loads(str(arrays["task"]))
     else:
         split_dir = source / "test" if (source / "test" / "dataset.json").exists() else source
         split, meta = read_split(split_dir)
         arrays = {"inputs": np.asarray(split.inputs), "labels": np.asarray(split.labels).astype(np.int64)}
         if meta.ignore_label_id is not None:
             arrays["labels"][arrays["labels"] == meta.ignore_label_id] = -100
-        info = {"vocab_size": meta.vocab_size, "seq_len": meta.seq_len}
+        info = {"vocab_size": meta.vocab_size, "seq_len": meta.seq_len, "root": split_dir.parent}
+        if meta.task:
+            info["task"] = {"name": meta.task, "params": meta.task_params}
     items = []
     for i in range(min(limit, len(arrays["inputs"]))):
         item = {"index": i, "input": arrays["inputs"][i].tolist(), "label": arrays["labels"][i].tolist()}
@@ -155,17 +142,29 @@ def load_items(source: str | Path, limit: int) -> tuple[dict, list[dict]]:
     return info, items
 
 
-def write_viewer(source: str | Path, out: str | Path, limit: int = 2000, title: str | None = None) -> Path:
+def _task_of(info: dict, task: str = "") -> Task:
+    """The items' task: named with the data, else inferred once by the registry (or checked against `task`)."""
+    if "task" in info:
+        return get_task(info["task"]["name"], info["task"].get("params") or {})
+    meta = SimpleNamespace(vocab_size=info["vocab_size"], seq_len=info["seq_len"])
+    root = info.get("root")
+    if task:
+        found = task_class(task).infer(meta, root)
+        if found is None:
+            raise DataError(f"these puzzles (vocab_size {meta.vocab_size}, seq_len {meta.seq_len}) are not {task!r}")
+        return found
+    return infer_task(meta, root)
+
+
+def write_viewer(source: str | Path, out: str | Path, limit: int = 2000, title: str | None = None,
+                 task: str = "") -> Path:
+    check_output_file(out)
     info, items = load_items(source, limit)
-    side = math.isqrt(info["seq_len"])
-    cols = side if side * side == info["seq_len"] else info["seq_len"]
-    kind = _guess_kind(info["vocab_size"], info["seq_len"])
-    vocab, colors = _vocab_labels(info["vocab_size"], kind)
-    payload = {"cols": cols, "vocab": vocab, "colors": colors, "blank": 1 if kind == "sudoku" else -1,
-               "items": items}
+    style = _task_of(info, task).viewer_style()
+    payload = {"cols": style.cols or info["seq_len"], "vocab": style.labels, "colors": style.colors,
+               "blank": style.blank, "items": items}
     html = PAGE.replace("__TITLE__", title or f"latentloop: {Path(source).name}")
     html = html.replace("__DATA__", json.dumps(payload, separators=(",", ":")))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = ensure_output_file(out)
     out.write_text(html, encoding="utf-8")
     return out

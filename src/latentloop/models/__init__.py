@@ -5,7 +5,7 @@ from __future__ import annotations
 from latentloop.errors import ConfigError
 from latentloop.models.act import ACT, Carry
 from latentloop.models.baseline import TransformerBaseline
-from latentloop.models.config import ARCHS, DTYPES, Z_MODES, ModelConfig
+from latentloop.models.config import ARCHS, DTYPES, Z_MODES, ModelConfig, validate_model_config
 from latentloop.models.hrm import HRM
 from latentloop.models.trm import TRM
 
@@ -13,7 +13,9 @@ ARCHITECTURES = {"trm": TRM, "hrm": HRM, "baseline": TransformerBaseline}
 
 
 def check_config(cfg: ModelConfig) -> None:
-    """Reject impossible or silently ignored settings with one line that says what to change."""
+    """Reject impossible or silently ignored settings with one line that says what to change: each numeric field's
+    range (models.config.MODEL_RANGES), then the rules that tie fields together."""
+    validate_model_config(cfg)
     if cfg.arch not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {cfg.arch!r}; available: {', '.join(ARCHS)}")
     if not cfg.mlp_t and cfg.pos_encodings == "rope" and (cfg.hidden_size // cfg.num_heads) % 2:
@@ -38,10 +40,8 @@ def check_config(cfg: ModelConfig) -> None:
         if value not in DTYPES and (key == "forward_dtype" or value):
             empty = ' (or "" for forward_dtype)' if key == "no_grad_dtype" else ""
             raise ConfigError(f"{key} must be one of {', '.join(DTYPES)}{empty}, not {value!r}")
-    if cfg.arch != "baseline" and (cfg.T < 1 or cfg.n < 1):
-        raise ConfigError(f"T and n must be at least 1, got T={cfg.T}, n={cfg.n}")
-    if cfg.layers < 1 or (cfg.arch == "hrm" and cfg.H_layers < 1):
-        raise ConfigError("every reasoning module needs at least one layer")
+    if cfg.arch == "hrm" and cfg.H_layers < 1:  # layers, T and n are positive for every arch (MODEL_RANGES)
+        raise ConfigError("every reasoning module needs at least one layer: arch=hrm needs H_layers of 1 or more")
 
 
 def build_model(cfg: ModelConfig) -> ACT:

@@ -14,13 +14,68 @@ One config describes every architecture (`arch`):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+
+from latentloop.errors import ConfigError
 
 ARCHS = ("trm", "hrm", "baseline")
 Z_MODES = ("yz", "single", "multiscale")
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric config key accepts: low..high (each end open or closed), finite, said in `words`."""
+
+    words: str
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: Any) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+
+POSITIVE_INT = Range("a positive integer", low=1)
+NON_NEGATIVE_INT = Range("a non-negative integer (0 or more)", low=0)
+POSITIVE = Range("a positive number", low=0, low_open=True)
+NON_NEGATIVE = Range("a non-negative number", low=0)
+PROBABILITY = Range("a number in [0, 1]", low=0, high=1)
+BELOW_ONE = Range("a number in [0, 1)", low=0, high=1, high_open=True)
+SEED = Range("an integer in 0..2**32-1 (numpy's seed range)", low=0, high=2**32 - 1)
+
+# Every numeric ModelConfig field and the values it may take (cross-field rules live in models.check_config).
+MODEL_RANGES: dict[str, Range] = {
+    "vocab_size": POSITIVE_INT, "seq_len": POSITIVE_INT, "num_puzzle_identifiers": POSITIVE_INT,
+    "hidden_size": POSITIVE_INT, "num_heads": POSITIVE_INT, "expansion": POSITIVE,
+    "layers": POSITIVE_INT, "H_layers": NON_NEGATIVE_INT, "T": POSITIVE_INT, "n": POSITIVE_INT, "N_sup": POSITIVE_INT,
+    "halt_exploration_prob": PROBABILITY, "num_z": POSITIVE_INT,
+    "puzzle_emb_ndim": NON_NEGATIVE_INT,    # 0 disables the puzzle embedding
+    "puzzle_emb_len": NON_NEGATIVE_INT,     # 0 = ceil(puzzle_emb_ndim / hidden_size)
+    "rms_norm_eps": POSITIVE, "rope_theta": POSITIVE,
+}  # H_layers: TRM and the baseline ignore it (official TRM configs say 0); HRM needs 1 or more
+
+
+def check_ranges(section: Any, ranges: dict[str, Range]) -> None:
+    """Raise ConfigError for the first field of `section` whose value lies outside its range in `ranges`."""
+    for name, allowed in ranges.items():
+        value = getattr(section, name)
+        if value not in allowed:
+            raise ConfigError(f"config key {name!r} must be {allowed.words}, got {value!r}")
+
+
+def validate_model_config(cfg: "ModelConfig") -> None:
+    """Check every numeric model field against MODEL_RANGES (see config.validate, which runs this)."""
+    check_ranges(cfg, MODEL_RANGES)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from latentloop.data.format import METADATA_FILE, DatasetMetadata
 from latentloop.errors import CheckpointError, ConfigError, DataError
 from latentloop.models import ACT, build_model
 from latentloop.models.config import ModelConfig
+from latentloop.paths import check_output_dir, ensure_output_dir
 
 CONFIG_FILE = "all_config.yaml"
 COMPILED_PREFIX = "_orig_mod.model."
@@ -534,10 +535,10 @@ def load_official_checkpoint(path: str | Path, config: str | Path | None = None,
 def export_official(model: ACT, cfg: RunConfig, out_dir: str | Path, step: int = 0) -> Path:
     """Write `out_dir/step_<step>` (torch.save of the official-layout state dict) and `out_dir/all_config.yaml`,
     the layout the official evaluate.py and load_checkpoint= read. Returns the weights file."""
+    check_output_dir(out_dir)
     raw = official_config(cfg)
     weights = ours_to_official({k: v.detach().cpu() for k, v in model.state_dict().items()}, cfg.model)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_output_dir(out_dir)
     target = out / f"step_{step}"
     torch.save(weights, target)
     (out / CONFIG_FILE).write_text(dump_yaml(raw))

@@ -21,6 +21,7 @@ from latentloop.config import RunConfig
 from latentloop.errors import CheckpointError, ConfigError
 from latentloop.models import ACT, build_model
 from latentloop.models.official import load_official_checkpoint
+from latentloop.paths import ensure_output_dir
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -96,7 +97,7 @@ def save_checkpoint(run_dir: Path, step: int, cfg: RunConfig, weights: dict[str,
     root = Path(run_dir) / "checkpoints"
     final = root / f"step_{step:07d}"
     tmp = root / f".incomplete_{final.name}"
-    root.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(root, error=CheckpointError)
     for stale in root.glob(".*"):  # left by a kill during an earlier save, clean-up or pointer update
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     try:
@@ -159,7 +160,7 @@ def read_config(directory: Path) -> RunConfig:
     if not path.exists():
         raise CheckpointError(f"{path} not found: a latentloop checkpoint folder holds {WEIGHTS} and {CONFIG}")
     try:
-        return RunConfig.from_dict(json.loads(path.read_text())["config"])
+        return RunConfig.from_dict(json.loads(path.read_text())["config"], strict=False)
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path} is not a valid checkpoint config ({exc.__class__.__name__}: {exc})") from None
     except ConfigError as exc:

@@ -31,15 +31,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from latentloop.config import RunConfig, TrainConfig
+from latentloop.config import RunConfig, TrainConfig, validate_train_config
 from latentloop.data.format import read_split
 from latentloop.data.sampler import GroupSampler
 from latentloop.errors import ConfigError, DataError, LatentloopError
-from latentloop.evaluation.arc import arc_evaluator_for
 from latentloop.evaluation.evaluate import EvalResult, evaluate
-from latentloop.evaluation.maze_metrics import maze_tally_for
 from latentloop.models import Carry, build_model, count_parameters
 from latentloop.models.losses import LOSSES, act_loss
+from latentloop.paths import ensure_output_dir
+from latentloop.tasks import Task, task_of_dataset
 from latentloop.training.checkpoint import (RAW_WEIGHTS, load_train_state, load_weights, resolve_checkpoint,
                                            save_checkpoint, weights_for_saving)
 from latentloop.training.distributed import Distributed, example_range
@@ -99,16 +99,7 @@ def _metric_name(key: str) -> str:
 
 def _check_settings(t: TrainConfig) -> None:
     """Reject settings that would otherwise fail late, or with a traceback, before any work starts."""
-    for name in ("global_batch_size", "epochs", "eval_interval", "grad_accum_steps", "log_interval"):
-        if getattr(t, name) < 1:
-            raise ConfigError(f"{name} must be at least 1, got {getattr(t, name)}")
-    for name in ("lr", "puzzle_emb_lr", "weight_decay", "puzzle_emb_weight_decay", "eval_max_examples",
-                 "eval_batch_size", "threads", "checkpoint_interval", "keep_last", "max_memory_gb"):
-        if getattr(t, name) < 0:
-            raise ConfigError(f"{name} must not be negative, got {getattr(t, name)}")
-    if not (0 <= t.beta1 < 1 and 0 <= t.beta2 < 1 and 0 <= t.ema_rate <= 1):
-        raise ConfigError(f"beta1, beta2 must lie in [0, 1) and ema_rate in [0, 1]; got {t.beta1}, {t.beta2}, "
-                          f"{t.ema_rate}")
+    validate_train_config(t)  # every numeric field's range (config.TRAIN_RANGES)
     if t.loss not in LOSSES:
         raise ConfigError(f"unknown loss {t.loss!r}; use one of {', '.join(LOSSES)}")
     if t.epochs % t.eval_interval:
@@ -135,13 +126,13 @@ def _check_memory(memory: MemoryEstimate, t: TrainConfig, local_batch: int) -> N
 
 def _prepare_run_dir(run_dir: Path) -> None:
     """Fail now, in one line, if the run folder cannot be written, not at the first checkpoint hours later."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    hint = "choose another with out_dir=FOLDER"
+    ensure_output_dir(run_dir, what="the run folder", hint=hint, error=ConfigError)
+    try:  # a read-only or full file system can still refuse the first file
         with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write_test_"):
             pass
     except OSError as exc:
-        raise ConfigError(f"cannot write to the run folder {run_dir} ({exc.strerror or exc}); "
-                          f"choose another with out_dir=FOLDER") from None
+        raise ConfigError(f"cannot write to the run folder {run_dir}: {exc.strerror or exc}; {hint}") from None
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -224,6 +215,9 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
     if test_split.num_examples == 0:
         raise DataError(f"{Path(t.data_path) / 'test'} holds no examples to evaluate on")
     _fit_model_to_data(cfg, train_meta, test_meta)
+    task = _task_of_data(t.data_path, cfg.data.task, log if job.is_main else lambda _: None)
+    if task is not None:  # saved with every checkpoint: solve, view and eval rebuild the task from it
+        cfg.task = {"name": task.name, "params": task.params()}
     local_batch = t.global_batch_size // job.world_size
     micro = local_batch // t.grad_accum_steps
     loss_fn = LOSSES[t.loss]
@@ -340,7 +334,7 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
 
             evaluating = step % steps_per_eval == 0 or step == total_steps
             if evaluating:
-                final_eval = _evaluate(cfg, model, ema, test_split, test_meta, job)
+                final_eval = _evaluate(cfg, task, model, ema, test_split, test_meta, job)
                 record = {"step": step, "time": round(time.time() - start, 2),
                           **{f"eval/{k}": v for k, v in final_eval.summary().items()},
                           "eval/per_step_exact_accuracy": final_eval.per_step_exact_accuracy}
@@ -398,25 +392,31 @@ def _evaluation_weights(model: torch.nn.Module, ema: EMA | None) -> Iterator[Non
             yield
 
 
-def _evaluate(cfg: RunConfig, model, ema: EMA | None, split, meta, job: Distributed) -> EvalResult:
+def _task_of_data(data_path: str, name: str, log) -> Task | None:
+    """The dataset's task; token data of no known task still trains (without task metrics or a recorded task)."""
+    try:
+        return task_of_dataset(data_path, name)
+    except DataError as exc:
+        log(f"training on plain token rows without task metrics: {exc}")
+        return None
+
+
+def _evaluate(cfg: RunConfig, task: Task | None, model, ema: EMA | None, split, meta, job: Distributed) -> EvalResult:
     """Each rank evaluates a contiguous share of the test examples; the results are combined on every rank."""
     t = cfg.train
     total = min(split.num_examples, t.eval_max_examples) if t.eval_max_examples else split.num_examples
     start, end = job.rows(total)
     batch_size = max(1, -(-(t.eval_batch_size or t.global_batch_size) // job.world_size))
-    arc = arc_evaluator_for(t.data_path, meta)  # ARC: every augmented copy votes (ARC/pass@K), None otherwise
-    maze = maze_tally_for(split.inputs, split.labels, meta.vocab_size)  # mazes: valid shortest paths too
+    observer = task.metrics(Path(t.data_path), split, meta) if task is not None else None  # maze paths, ARC votes
     local = None
     if end > start:
         with _evaluation_weights(model, ema):
             local = evaluate(model, example_range(split, start, end), meta, batch_size, job.device, loss=t.loss,
-                             on_batch=arc.update if arc is not None else maze.update if maze is not None else None)
+                             on_batch=observer.update if observer is not None else None)
     result = job.reduce_eval(local)
     assert result is not None  # the test split is not empty (checked at start)
-    if maze is not None:
-        result.metrics.update(maze.metrics())
-    if arc is not None:
-        result.metrics.update(arc.gathered().scores().metrics())
+    if observer is not None:
+        result.metrics.update(observer.metrics())
     return result
 
 

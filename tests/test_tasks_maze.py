@@ -1,4 +1,4 @@
-"""Path-aware maze evaluation and the `solve` adapter: any shortest path counts, longer or broken ones do not."""
+"""The maze task: path-aware evaluation and puzzle handling; any shortest path counts, longer or broken ones do not."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from latentloop.data import maze
-from latentloop.evaluation.maze_metrics import is_maze_data, maze_scores, maze_tally_for
-from latentloop.evaluation.solve import MazeTask, SudokuTask, task_for_model
-from latentloop.models.config import ModelConfig
+from latentloop.data.format import write_split
+from latentloop.tasks import infer_task
+from latentloop.tasks.maze import MazeTally, MazeTask
+from latentloop.tasks.sudoku import SudokuTask
 
 # Two shortest paths (8 moves) around the central block, and a longer detour through the bottom row.
 QUESTION = """\
@@ -84,28 +85,40 @@ def test_changed_start_or_padding_is_rejected():
         assert not maze.is_shortest_path(grid(QUESTION)[None], answer[None])[0]
 
 
-def test_scores_count_alternatives_and_ambiguity():
+def test_tally_counts_alternatives_and_ambiguity_over_batches():
     q = maze.to_tokens(np.stack([grid(QUESTION)] * 4))
-    labels = maze.to_tokens(np.stack([grid(LABEL)] * 4))
     preds = maze.to_tokens(np.stack([grid(LABEL), grid(ALTERNATIVE), grid(DETOUR), grid(BROKEN)]))
-    scores = maze_scores(q, labels, preds)
-    assert (scores.exact_accuracy, scores.valid_accuracy, scores.several_shortest) == (0.25, 0.5, 1.0)
-    assert "valid shortest path 50.00%" in scores.report()
+    tally = MazeTally(5)
+    tally.update(np.zeros(3), q[:3], preds[:3], np.zeros(3))
+    tally.update(np.zeros(1), q[3:], preds[3:], np.zeros(1))
+    assert tally.metrics() == {"valid_path_accuracy": 0.5, "several_shortest_share": 1.0}
+    assert "valid shortest path 50.00%" in tally.report()
     corridor = grid("S#.\n.#.\n..G")
     assert not maze.has_several_shortest_paths(corridor[None])[0]
 
 
-def test_maze_data_is_told_apart_from_4x4_sudoku():
-    q = maze.to_tokens(grid(QUESTION)[None])
-    assert is_maze_data(q, maze.to_tokens(grid(LABEL)[None]), 6)
-    sudoku_labels = np.array([[2, 3, 4, 5, 4, 5, 2, 3, 3, 2, 5, 4, 5, 4, 3, 2]])
-    assert not is_maze_data(sudoku_labels, sudoku_labels, 6)
+def _legacy_dataset(root, labels):
+    """A 4x4, 6-token test split without a task in its dataset.json (as official and older builds write)."""
+    from latentloop.data.format import DatasetMetadata, PuzzleSplit
+
+    n = len(labels)
+    split = PuzzleSplit.from_counts(labels, labels, np.zeros(n, dtype=np.int32), np.ones(n), np.ones(n))
+    write_split(root / "test", split, DatasetMetadata.for_split(split, vocab_size=6, num_puzzle_identifiers=1))
+    return DatasetMetadata.for_split(split, vocab_size=6, num_puzzle_identifiers=1)
 
 
-def test_solve_adapter(tmp_path):
-    assert isinstance(task_for_model(ModelConfig(vocab_size=6, seq_len=25)), MazeTask)
-    assert isinstance(task_for_model(ModelConfig(vocab_size=6, seq_len=16)), SudokuTask)
+def test_legacy_4x4_data_is_told_apart_by_its_labels(tmp_path):
+    mazes = maze.to_tokens(np.stack([grid("S...\n.##.\n....\n...G")] * 2)).astype(np.uint8)
+    meta = _legacy_dataset(tmp_path / "m", mazes)
+    assert isinstance(infer_task(meta, tmp_path / "m"), MazeTask)
+    sudoku_labels = np.array([[2, 3, 4, 5, 4, 5, 2, 3, 3, 2, 5, 4, 5, 4, 3, 2]], dtype=np.uint8)
+    meta = _legacy_dataset(tmp_path / "s", sudoku_labels)
+    assert isinstance(infer_task(meta, tmp_path / "s"), SudokuTask)
+
+
+def test_puzzle_handling(tmp_path):
     task = MazeTask(5)
+    assert MazeTask(**task.params()).size == 5 and (task.vocab_size, task.seq_len) == (6, 25)
     (tmp_path / "m.txt").write_text(QUESTION + "\n")
     (tmp_path / "many.txt").write_text(maze.to_string(grid(QUESTION)) + "\n" + maze.to_string(grid(QUESTION)) + "\n")
     [puzzle] = task.read(str(tmp_path / "m.txt"))
@@ -122,16 +135,6 @@ def test_solve_adapter(tmp_path):
     assert style.text(maze.START) == "S" and style.color(maze.WALL) != style.color(maze.PATH)
     with pytest.raises(Exception, match="file not found"):
         task.read(str(tmp_path / "missing.txt"))
-
-
-def test_tally_adds_up_batches_like_the_whole_set_scores():
-    q = maze.to_tokens(np.stack([grid(QUESTION)] * 4))
-    preds = maze.to_tokens(np.stack([grid(LABEL), grid(ALTERNATIVE), grid(DETOUR), grid(BROKEN)]))
-    tally = maze_tally_for(q, q, maze.VOCAB_SIZE)
-    assert tally is not None and maze_tally_for(q[:, :15], q[:, :15], maze.VOCAB_SIZE) is None
-    tally.update(np.zeros(3), q[:3], preds[:3], np.zeros(3))
-    tally.update(np.zeros(1), q[3:], preds[3:], np.zeros(1))
-    assert tally.metrics() == {"valid_path_accuracy": 0.5}
 
 
 def test_periodic_evaluation_reports_valid_paths_on_maze_data(tmp_path):
