@@ -148,6 +148,12 @@ def _label_rows(adjacency: np.ndarray, distances: np.ndarray) -> np.ndarray:
     return np.concatenate([cells, answer], axis=1)
 
 
+def _distances_of_rows(rows: np.ndarray, n: int) -> np.ndarray:
+    """The distance row of answer rows -> int64 [B, N]: -1 unreachable, -2 where it holds no distance token."""
+    row = np.asarray(rows).reshape(-1, n * n + n)[:, n * n:].astype(np.int64)
+    return np.where(row >= DISTANCE, row - DISTANCE, np.where(row == UNREACHABLE, UNREACHED, INVALID))
+
+
 def _graphs_of_rows(inputs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Input rows -> (adjacency bool [B, N, N], sources [B]); a row without a source marker gets source 0."""
     inputs = np.asarray(inputs)
@@ -169,9 +175,7 @@ class DistanceTally:
         n = self.nodes
         adjacency, sources = _graphs_of_rows(inputs, n)
         truth = bfs_distances(adjacency, sources)
-        row = np.asarray(predictions)[:, n * n:].astype(np.int64)
-        answer = np.where(row >= DISTANCE, row - DISTANCE, np.where(row == UNREACHABLE, UNREACHED, INVALID))
-        right = answer == truth
+        right = _distances_of_rows(predictions, n) == truth
         self.right_nodes += int(right.sum())
         self.right_graphs += int(right.all(axis=1).sum())
         self.count += len(inputs)
@@ -194,7 +198,7 @@ class DistanceTally:
                 f"{m['graph_accuracy']:.2%} of graphs")
 
 
-_EDGE = re.compile(r"(\d+)\s*-\s*(\d+)")
+_EDGE = re.compile(r"(\d+)-(\d+)")
 _SOURCE = re.compile(r"source\s*[=:]?\s*(\S+)", re.IGNORECASE)
 
 
@@ -236,6 +240,10 @@ class GraphDistanceTask(Task):
             raise ConfigError(f"data.num_train and data.num_test must be at least 1, got {o.num_train} and "
                               f"{o.num_test}")
         task = cls(o.nodes)
+        graphs = 1 if o.edge_prob in (0.0, 1.0) else 2 ** (o.nodes * (o.nodes - 1) // 2)
+        if o.num_train + o.num_test > graphs * o.nodes:
+            raise ConfigError(f"cannot draw {o.num_train + o.num_test:,} different graphs of {o.nodes} nodes with "
+                              f"edge_prob {o.edge_prob}: there are only {graphs * o.nodes:,} (graphs x sources)")
         log(f"generating {o.num_train:,} + {o.num_test:,} graphs of {o.nodes} nodes (edge_prob {o.edge_prob}) into "
             f"{out} (seed {o.seed})")
         rng = np.random.default_rng(o.seed)
@@ -294,8 +302,7 @@ class GraphDistanceTask(Task):
 
     def decode(self, tokens: np.ndarray) -> np.ndarray:
         """Answer rows -> distances int64 [B, N]: -1 unreachable, -2 where the row holds no distance token."""
-        row = np.asarray(tokens).reshape(-1, self.seq_len)[:, self.nodes * self.nodes:].astype(np.int64)
-        return np.where(row >= DISTANCE, row - DISTANCE, np.where(row == UNREACHABLE, UNREACHED, INVALID))
+        return _distances_of_rows(tokens, self.nodes)
 
     def check(self, puzzle: Graph, answer: np.ndarray) -> bool:
         truth = bfs_distances(puzzle.adjacency[None], np.array([puzzle.source]))[0]
