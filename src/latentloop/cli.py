@@ -29,7 +29,12 @@ def _add_data(sub) -> None:
                                    "too. Tasks of your own join this list with --task-module FILE.py.")
     tasks = p.add_subparsers(dest="task", required=True, metavar="TASK")
     for name in task_names():
-        cls = task_class(name)
+        try:
+            cls = task_class(name)
+        except LatentloopError as exc:  # a broken plugin breaks its own command only, and says why there
+            broken = tasks.add_parser(name, help=f"(cannot be loaded: {exc})", add_help=False)
+            broken.set_defaults(task_error=exc)   # main() then ignores its arguments and reports the error
+            continue
         cls.add_data_arguments(tasks.add_parser(name, help=cls.summary, description=cls.summary))
 
 
@@ -113,6 +118,8 @@ def cmd_data(args) -> None:
     from latentloop.paths import check_output_dir
     from latentloop.tasks import task_class
 
+    if getattr(args, "task_error", None):
+        raise args.task_error
     check_output_dir(args.out)  # before any work
     print(task_class(args.task).build_from_args(args, log=lambda line: print(f"latentloop: {line}", file=sys.stderr)))
 
@@ -210,7 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         _preload_task_modules(argv)
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+        if unknown and not getattr(args, "task_error", None):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     except LatentloopError as exc:
         print(f"latentloop: error: {exc}", file=sys.stderr)
         return 2

@@ -93,13 +93,18 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], strict: bool = True) -> "RunConfig":
+    def from_dict(cls, raw: dict[str, Any], strict: bool = True, base_dir: Path | None = None) -> "RunConfig":
         """A config from its dict; `strict=False` (checkpoints of older versions, whose data section held every
-        task's options) drops data keys the task does not have."""
+        task's options) drops data keys the task does not have. A relative task_module .py path that is not in the
+        current folder is found beside the config file (`base_dir`)."""
         cfg = cls(name=str(raw.get("name", "custom")))
         data = dict(raw.get("data") or {})
         if data.get("task_module"):  # the module defines the task named next
-            set_value(cfg, "data.task_module", data.pop("task_module"))
+            module = str(data.pop("task_module"))
+            if (base_dir is not None and module.endswith(".py") and not Path(module).is_file()
+                    and (base_dir / module).is_file()):
+                module = str(base_dir / module)
+            set_value(cfg, "data.task_module", module)
         if "task" in data:  # first: it decides which options the other keys are
             set_value(cfg, "data.task", data.pop("task"))
         data_fields = {f.name for f in dataclasses.fields(cfg.data)}
@@ -196,6 +201,8 @@ def set_value(cfg: RunConfig, key: str, value: Any) -> None:
     value = _convert(value, getattr(target, name), key)
     if section == "data" and name == "task_module" and value:
         load_task_module(value)
+        if value.endswith(".py"):  # absolute, so a checkpoint finds it from any folder
+            value = str(Path(value).resolve())
     if section == "data" and name == "task" and value != cfg.data.task:
         _switch_task(cfg, value)
         return
@@ -241,7 +248,7 @@ def load_preset(name_or_path: str) -> RunConfig:
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot parse config file {path}: {exc}") from None
         raw.setdefault("name", path.stem)
-        return RunConfig.from_dict(raw)
+        return RunConfig.from_dict(raw, base_dir=path.parent)
     if path.suffix in (".toml", ".json"):
         raise ConfigError(f"config file {path} does not exist")
     names = preset_names()

@@ -9,6 +9,7 @@ in both cases the module registers its class with the `register` decorator (see 
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -45,7 +46,7 @@ def register(cls: type[Task]) -> type[Task]:
     if cls.Options.__dataclass_fields__["task"].default not in ("", cls.name):
         raise ConfigError(f"task {cls.name!r}: its Options must not set another task name")
     known = _registry.get(cls.name)
-    if known is not None and known.__qualname__ != cls.__qualname__:
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
         raise ConfigError(f"two tasks are named {cls.name!r}: {known.__module__}.{known.__qualname__} and "
                           f"{cls.__module__}.{cls.__qualname__}")
     _registry[cls.name] = cls
@@ -62,7 +63,8 @@ def load_task_module(spec: str) -> None:
             path = Path(spec)
             if not path.is_file():
                 raise ConfigError(f"task module {spec}: file not found")
-            name = f"latentloop_user_task_{path.stem}_{abs(hash(key)) % 10**8}"
+            # the same name in every process (hash() is salted per process), so workers find the module
+            name = f"latentloop_user_task_{path.stem}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
             module_spec = importlib.util.spec_from_file_location(name, path)
             assert module_spec is not None and module_spec.loader is not None
             module = importlib.util.module_from_spec(module_spec)

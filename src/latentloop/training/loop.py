@@ -215,7 +215,7 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
     if test_split.num_examples == 0:
         raise DataError(f"{Path(t.data_path) / 'test'} holds no examples to evaluate on")
     _fit_model_to_data(cfg, train_meta, test_meta)
-    task = _task_of_data(t.data_path, cfg.data.task, log if job.is_main else lambda _: None)
+    task = _task_of_data(t.data_path, train_meta.task, cfg.data.task, log if job.is_main else lambda _: None)
     if task is not None:  # saved with every checkpoint: solve, view and eval rebuild the task from it
         cfg.task = {"name": task.name, "params": task.params()}
     local_batch = t.global_batch_size // job.world_size
@@ -392,8 +392,15 @@ def _evaluation_weights(model: torch.nn.Module, ema: EMA | None) -> Iterator[Non
             yield
 
 
-def _task_of_data(data_path: str, name: str, log) -> Task | None:
-    """The dataset's task; token data of no known task still trains (without task metrics or a recorded task)."""
+def _task_of_data(data_path: str, named: str | None, name: str, log) -> Task | None:
+    """The dataset's task (`named`: the one its dataset.json names). A dataset that names its task must have it (an unknown name is an error, not a silent
+    token run) and must agree with `data.task`; token data of no recognisable task still trains, without task
+    metrics or a recorded task."""
+    if named:
+        task = task_of_dataset(data_path)
+        if name and named != name:
+            raise ConfigError(f"data.task is {name!r} but {data_path} holds {named!r} data")
+        return task
     try:
         return task_of_dataset(data_path, name)
     except DataError as exc:
