@@ -148,8 +148,7 @@ class Task:
                 self.check_decoding(given, labels[:len(given)], split_name)
             n = len(inputs)
             splits[split_name] = PuzzleSplit.from_counts(
-                inputs=inputs.astype(np.uint8 if self.vocab_size <= 256 else np.uint16),
-                labels=labels.astype(np.uint8 if self.vocab_size <= 256 else np.uint16),
+                inputs=inputs, labels=labels,   # write_split stores them in the official token dtype
                 puzzle_identifiers=np.zeros(n, dtype=np.int32), examples_per_puzzle=np.ones(n, dtype=np.int64),
                 puzzles_per_group=np.ones(n, dtype=np.int64))
         ensure_output_dir(out)
