@@ -46,6 +46,18 @@ class MetricObserver(Protocol):
         ...
 
 
+def sum_over_ranks(counts: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Counts summed over every rank under torch.distributed (all ranks call it together); as given in one process.
+    Metric observers gather their counts with it, so a rank's share of the test split adds up to the whole."""
+    import torch
+
+    tensor = torch.tensor(np.asarray(counts, dtype=np.float64))
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        tensor = tensor.to("cuda" if torch.distributed.get_backend() == "nccl" else "cpu")
+        torch.distributed.all_reduce(tensor)
+    return tensor.cpu().numpy()
+
+
 @dataclass
 class GridStyle:
     """How trace pictures draw one cell: its text and face colour from the token, for inputs and answers alike."""

@@ -40,7 +40,7 @@ import numpy as np
 
 from latentloop.errors import ConfigError, DataError
 from latentloop.tasks import register
-from latentloop.tasks.base import GridStyle, Log, Task, TaskOptions, ViewerStyle
+from latentloop.tasks.base import GridStyle, Log, Task, TaskOptions, ViewerStyle, sum_over_ranks
 
 PAD = 0            # unused in rows (the dataset's ignore_label_id)
 NO_EDGE = 1        # adjacency cell without an edge; also every node but the source in the marker row
@@ -182,13 +182,7 @@ class DistanceTally:
 
     def metrics(self) -> dict[str, float]:
         """Shares over every rank's examples (a sum all-reduce under torch.distributed; all ranks call it)."""
-        import torch
-
-        counts = torch.tensor([self.right_nodes, self.right_graphs, self.count], dtype=torch.float64)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            counts = counts.to("cuda" if torch.distributed.get_backend() == "nccl" else "cpu")
-            torch.distributed.all_reduce(counts)
-        nodes, graphs, count = counts.tolist()
+        nodes, graphs, count = sum_over_ranks([self.right_nodes, self.right_graphs, self.count]).tolist()
         return {"distance_accuracy": nodes / (count * self.nodes) if count else 0.0,
                 "graph_accuracy": graphs / count if count else 0.0}
 

@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from latentloop.data import maze
 from latentloop.data.grids import NUM_DIHEDRAL
 from latentloop.errors import ConfigError, DataError
 from latentloop.tasks import register
-from latentloop.tasks.base import GridStyle, Log, Task, TaskOptions, ViewerStyle
+from latentloop.tasks.base import GridStyle, Log, Task, TaskOptions, ViewerStyle, sum_over_ranks
 
 COLORS = {maze.WALL: "#2d3436", maze.OPEN: "white", maze.START: "#27ae60", maze.GOAL: "#e74c3c", maze.PATH: "#74b9ff"}
 
@@ -50,11 +49,7 @@ class MazeTally:
 
     def metrics(self) -> dict[str, float]:
         """Shares over every rank's examples (a sum all-reduce under torch.distributed; all ranks call it)."""
-        counts = torch.tensor([self.valid, self.several, self.count], dtype=torch.float64)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            counts = counts.to("cuda" if torch.distributed.get_backend() == "nccl" else "cpu")
-            torch.distributed.all_reduce(counts)
-        valid, several, count = counts.tolist()
+        valid, several, count = sum_over_ranks([self.valid, self.several, self.count]).tolist()
         return {"valid_path_accuracy": valid / count if count else 0.0,
                 "several_shortest_share": several / count if count else 0.0}
 

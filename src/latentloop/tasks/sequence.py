@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
 from latentloop.errors import ConfigError, DataError
-from latentloop.tasks.base import GridStyle, Log, Task, TaskOptions, ViewerStyle
+from latentloop.tasks.base import GridStyle, Log, Task, TaskOptions, ViewerStyle, sum_over_ranks
 
 PAD = 0
 END = 1
@@ -115,11 +114,7 @@ class LengthTally:
 
     def metrics(self) -> dict[str, float]:
         """Shares over every rank's examples (a sum all-reduce under torch.distributed; all ranks call it)."""
-        counts = torch.tensor(np.concatenate([self.right, self.count]), dtype=torch.float64)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            counts = counts.to("cuda" if torch.distributed.get_backend() == "nccl" else "cpu")
-            torch.distributed.all_reduce(counts)
-        right, count = counts.cpu().numpy().reshape(2, -1)
+        right, count = sum_over_ranks(np.concatenate([self.right, self.count])).reshape(2, -1)
         return {f"{self.task.name}/exact@L={length}": float(right[length] / count[length])
                 for length in range(1, len(count)) if count[length]}
 
