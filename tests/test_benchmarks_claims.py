@@ -20,13 +20,16 @@ def _setup(tmp_path: Path, scale: float = 1.0) -> Setup:
                  out_dir=tmp_path, scale=scale, extra=("hidden_size=64",))
 
 
-def _fake_result(setup: Setup, variant: Variant, seed: int, exact: float, test_time: list[float] | None = None):
+def _fake_result(setup: Setup, variant: Variant, seed: int, exact: float, test_time: list[float] | None = None,
+                 lengths: dict[str, float] | None = None):
     overrides = harness.job_overrides(setup, variant, seed)
     run_dir = setup.out_dir / "runs" / f"{harness.run_key(setup.preset, overrides)}-s{seed}"
     run_dir.mkdir(parents=True)
     record = {"params": 1000, "steps": 10, "seconds": 60.0, "exact_accuracy": exact, "accuracy": 0.9}
     if test_time is not None:
         record["test_time_steps"] = test_time
+    if lengths is not None:
+        record["lengths"] = lengths
     (run_dir / "result.json").write_text(json.dumps(record))
 
 
@@ -43,7 +46,8 @@ def test_plan_dedupes_shared_variants_seed_major_and_keeps_the_longest_evaluatio
     shared = Variant("TRM")
     experiments = [Experiment("a", "A", "", (shared, Variant("b", ("n=3",)))),
                    Experiment("c", "C", "", (Variant("TRM again", (), eval_steps=16),))]
-    jobs = harness.plan(experiments, _setup(tmp_path), seeds=[0, 1])
+    setup = _setup(tmp_path)
+    jobs = harness.plan([(e, setup) for e in experiments], seeds=[0, 1])
     assert [(j.label, j.seed) for j in jobs] == [("TRM", 0), ("b", 0), ("TRM", 1), ("b", 1)]
     assert all(j.eval_steps == 16 for j in jobs if j.label == "TRM")
     assert len({j.run_dir for j in jobs}) == 4
@@ -67,9 +71,23 @@ def test_summaries_tables_and_plots_from_cached_results(tmp_path):
     assert json.loads((tmp_path / "e.json").read_text())[0]["mean"] == pytest.approx(0.6)
 
 
+def test_per_length_accuracy_is_read_from_task_metrics_and_tabulated(tmp_path):
+    assert harness._per_length({"exact_accuracy": 0.5, "sort/exact@L=3": 1.0, "sort/exact@L=12": 0.25}) == {
+        "3": 1.0, "12": 0.25}
+    setup = _setup(tmp_path)
+    a, b = Variant("A"), Variant("B", ("n=3",))
+    _fake_result(setup, a, 0, 0.5, lengths={"4": 1.0, "9": 0.0})
+    _fake_result(setup, a, 1, 0.5, lengths={"4": 0.5, "9": 0.5})
+    _fake_result(setup, b, 0, 0.1, lengths={"4": 0.2, "9": 0.0, "10": 0.0})
+    text = harness.report(Experiment("s", "S", "claim", (a, b), plot="lengths"), setup, seeds=[0, 1])
+    assert "| variant | L=4 | L=9 |" in text                       # only the lengths every run has
+    assert "| A | 75.0 ± 35.4 | 25.0 ± 35.4 |" in text and "| B | 20.0 | 0.0 |" in text
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
 def test_every_claim_is_defined_once_with_distinct_variants():
     keys = [e.key for e in claims.EXPERIMENTS]
-    assert keys == ["recursion", "test-time", "loops", "gradient", "tiny"]
+    assert keys == ["recursion", "test-time", "loops", "gradient", "tiny", "sort"]
     for experiment in claims.EXPERIMENTS:
         labels = [v.label for v in experiment.variants]
         assert len(labels) == len(set(labels))
@@ -79,14 +97,14 @@ def test_singles_rounds_counts_chained_deductions():
     import numpy as np
     import task
 
-    from latentloop.data import sudoku
+    from latentloop.data import sudoku_grid
 
-    shape = sudoku.shape_for_size(4)
+    shape = sudoku_grid.shape_for_size(4)
     solution = np.array([[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1]])
     one_blank = solution.copy()
     one_blank[0, 0] = 0
     # A generated minimal puzzle: (0, 2) = 3 is forced at once, (0, 0) only after more of the grid is known.
-    minimal = sudoku.parse_puzzle("...2..143....1..", shape)
+    minimal = sudoku_grid.parse_puzzle("...2..143....1..", shape)
     assert task.singles_rounds(solution, shape) == 0
     assert task.singles_rounds(one_blank, shape) == 1
     assert task.singles_rounds(minimal, shape) == 3

@@ -1,5 +1,6 @@
 """ARC builder: the split rule, distinct variants that invert exactly, translation on train only, determinism,
-on-the-fly == materialised, and a short training run on generated ARC-like tasks."""
+on-the-fly == materialised, a short training run on generated ARC-like tasks, the official numbering against the
+official builder's rules on real tasks, and official checkpoints refused on rows numbered otherwise."""
 
 from __future__ import annotations
 
@@ -11,15 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from latentloop.config import apply_overrides, load_preset
+from latentloop.cli import main
+from latentloop.config import RunConfig, apply_overrides, load_preset
 from latentloop.data import arc, arc_synthetic
-from latentloop.data.arc_grid import CANVAS, COLOUR_OFFSET, PAD, crop, parse_name
-from latentloop.data.arc_sources import ArcTask, parse_task, source_tasks
+from latentloop.data.arc_grid import CANVAS, COLOUR_OFFSET, EOS, PAD, crop, grid_hash, parse_name
+from latentloop.data.arc_sources import source_tasks
+from latentloop.data.arc_task import ArcTask, parse_task
 from latentloop.data.format import read_identifiers, read_split
 from latentloop.data.sampler import GroupSampler, test_batches
 from latentloop.errors import DataError
 from latentloop.evaluation.arc import ArcEvaluator
+from latentloop.models import ModelConfig, build_model
+from latentloop.models.official_weights import export_official
+from latentloop.training.checkpoint import load_checkpoint
 from latentloop.training.loop import train
+from conftest import SHARED_DATA
 
 NUM_AUG = 6
 
@@ -303,3 +310,155 @@ def test_a_corrupt_on_the_fly_split_fails_in_one_line(tmp_path):
     (out / "test" / "all__puzzle_colours.npy").unlink()
     with pytest.raises(DataError, match="all__puzzle_colours.npy: file not found"):
         read_split(out / "test")
+
+
+# --- the official numbering (official TRM dataset/build_arc_dataset.py) ---------------------------------------------
+
+KAGGLE = SHARED_DATA / "arc" / "trm-kaggle-combined"
+needs_kaggle = pytest.mark.skipif(not (KAGGLE / "arc-agi_training_challenges.json").is_file(),
+                                  reason=f"the official Kaggle ARC files are not at {KAGGLE}")
+# The official builder's dihedral transforms, by id (dataset/common.py dihedral_transform).
+OFFICIAL_DIHEDRAL = [lambda a: a, lambda a: np.rot90(a, 1), lambda a: np.rot90(a, 2), lambda a: np.rot90(a, 3),
+                     np.fliplr, np.flipud, lambda a: a.T, lambda a: np.fliplr(np.rot90(a, 1))]
+
+
+def _official_rules(prefix: Path, subsets: list[str], test_set: str, num_aug: int, seed: int = 42
+                    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """identifiers.json and the TRAIN inputs and labels by the official builder's rules, written out the plain way:
+    one global stream; per subset the file's tasks shuffled, per task up to 5 x num_aug tries of (transform, colour
+    permutation), a try kept when its sorted pair hashes are new; names numbered by first appearance; then per
+    TRAIN puzzle the example kept at the top-left and the offsets of the others, drawn row first."""
+    rng = np.random.RandomState(seed)
+
+    def digest(pairs):
+        return tuple(sorted(grid_hash(i) + "|" + grid_hash(o) for i, o in pairs))
+
+    groups = []                                   # per task: [(name, train examples)] for the original + variants
+    for subset in subsets:
+        tasks = json.loads(Path(f"{prefix}_{subset}_challenges.json").read_text())
+        solutions = Path(f"{prefix}_{subset}_solutions.json")
+        answers = json.loads(solutions.read_text()) if solutions.is_file() else {}
+        items = list(tasks.items())
+        rng.shuffle(items)
+        for name, task in items:
+            pairs = {"train": [], "test": []}
+            for kind, examples in task.items():  # the file's key order
+                for j, example in enumerate(examples):
+                    output = answers[name][j] if kind == "test" and answers else example.get("output", [[0]])
+                    dest = "test" if kind == "test" and subset == test_set else "train"
+                    pairs[dest].append((np.array(example["input"], np.uint8), np.array(output, np.uint8)))
+            group, seen = [(name, pairs["train"])], {digest(pairs["train"] + pairs["test"])}
+            for _ in range(5 * num_aug):
+                transform = rng.randint(0, 8)
+                colours = np.concatenate([[0], rng.permutation(np.arange(1, 10, dtype=np.uint8))]).astype(np.uint8)
+                moved = [(OFFICIAL_DIHEDRAL[transform](colours[i]), OFFICIAL_DIHEDRAL[transform](colours[o]))
+                         for i, o in pairs["train"] + pairs["test"]]
+                if digest(moved) not in seen:
+                    seen.add(digest(moved))
+                    group.append((f"{name}|||t{transform}|||{''.join(map(str, colours))}", moved[:len(pairs["train"])]))
+                if len(group) > num_aug:
+                    break
+            groups.append(group)
+    names = {"<blank>": 0}
+    for group in groups:
+        for name, _ in group:
+            names.setdefault(name, len(names))
+    inputs, labels = [], []
+    for group in groups:
+        for _, examples in group:
+            fixed = rng.randint(0, len(examples))
+            for j, (i, o) in enumerate(examples):
+                r = c = 0
+                if j != fixed:
+                    r = rng.randint(0, CANVAS - max(i.shape[0], o.shape[0]) + 1)
+                    c = rng.randint(0, CANVAS - max(i.shape[1], o.shape[1]) + 1)
+                for grid, rows in ((i, inputs), (o, labels)):
+                    canvas = np.zeros((CANVAS, CANVAS), np.uint8)
+                    canvas[r:r + grid.shape[0], c:c + grid.shape[1]] = grid + COLOUR_OFFSET
+                    canvas[r + grid.shape[0]:r + grid.shape[0] + 1, c:c + grid.shape[1]] = EOS
+                    canvas[r:r + grid.shape[0], c + grid.shape[1]:c + grid.shape[1] + 1] = EOS
+                    rows.append(canvas.reshape(-1))
+    return list(names), np.stack(inputs), np.stack(labels)
+
+
+@pytest.fixture(scope="module")
+def kaggle_sample(tmp_path_factory) -> Path:
+    """A handful of real tasks in the official Kaggle layout: training and evaluation with solutions (their files list
+    "test" before "train"), concept without (so its test outputs are the official dummy); and two made-up tasks with
+    fewer distinct variants than asked, so the tries run out."""
+    root = tmp_path_factory.mktemp("kaggle")
+    symmetric = {"one": {"train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [[1]], "output": [[1]]}]},
+                 "two": {"train": [{"input": [[2, 2], [2, 2]], "output": [[0]]}], "test": [{"input": [[2]]}]}}
+    (root / "arc-agi_symmetric_challenges.json").write_text(json.dumps(symmetric))
+    for subset, count, with_solutions in (("training", 6, True), ("evaluation", 4, True), ("concept", 3, False)):
+        tasks = json.loads((KAGGLE / f"arc-agi_{subset}_challenges.json").read_text())
+        keep = list(tasks)[:count]
+        (root / f"arc-agi_{subset}_challenges.json").write_text(json.dumps({k: tasks[k] for k in keep}))
+        if with_solutions:
+            answers = json.loads((KAGGLE / f"arc-agi_{subset}_solutions.json").read_text())
+            (root / f"arc-agi_{subset}_solutions.json").write_text(json.dumps({k: answers[k] for k in keep}))
+    return root
+
+
+@needs_kaggle
+def test_official_order_reproduces_the_official_builder_on_real_tasks(kaggle_sample, tmp_path):
+    subsets = ["training", "evaluation", "symmetric", "concept"]
+    files = [str(kaggle_sample / f"arc-agi_{s}_challenges.json") for s in subsets]
+    summary = arc.build_from_sources(tmp_path / "o", files, ["evaluation"], num_aug=12, seed=arc.OFFICIAL_SEED,
+                                     official_order=True, log=lambda _: None)
+    names, inputs, labels = _official_rules(kaggle_sample / "arc-agi", subsets, "evaluation", num_aug=12)
+    assert read_identifiers(tmp_path / "o") == names                     # identifiers and their variants
+    train, _ = read_split(tmp_path / "o" / "train")
+    assert np.array_equal(np.asarray(train.inputs), inputs) and np.array_equal(np.asarray(train.labels), labels)
+    assert summary.dummy_outputs > 0 and summary.skipped_unlabelled == 0
+    assert {name for name, _ in summary.short_tasks} == {"one", "two"}
+    meta = json.loads((tmp_path / "o" / "train" / "dataset.json").read_text())
+    assert meta[arc.ORDER_KEY] == "official"
+    # the default numbering differs, which is what the checkpoint check guards against
+    arc.build_from_sources(tmp_path / "l", files, ["evaluation"], num_aug=12, seed=arc.OFFICIAL_SEED,
+                           log=lambda _: None)
+    assert read_identifiers(tmp_path / "l") != names
+    assert json.loads((tmp_path / "l" / "train" / "dataset.json").read_text())[arc.ORDER_KEY] == "latentloop"
+
+
+def test_official_order_on_the_command_line(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["data", "arc", "--source", "synthetic:3:2:6", "--canvas", "6", "--num-aug", "2", "--official-order",
+                 "--out", str(out)]) == 0
+    record = json.loads((out / arc.BUILD_FILE).read_text())
+    assert record["seed"] == arc.OFFICIAL_SEED and record[arc.ORDER_KEY] == "official"
+    assert main(["data", "arc", "--source", "synthetic:3:2", "--official-order", "--strict", "--out",
+                 str(tmp_path / "s")]) == 2
+    assert "--strict has no counterpart in the official builder" in capsys.readouterr().err
+
+
+def _official_export(tmp_path: Path, data: Path, trained_on: Path) -> Path:
+    """A tiny TRM exported in the official layout, sized for the ARC dataset `data`, its config naming `trained_on`."""
+    meta = json.loads((data / "train" / "dataset.json").read_text())
+    cfg = RunConfig()
+    cfg.model = ModelConfig(vocab_size=meta["vocab_size"], seq_len=meta["seq_len"], hidden_size=16, num_heads=2,
+                            layers=1, T=1, n=1, N_sup=1, puzzle_emb_ndim=16,
+                            num_puzzle_identifiers=meta["num_puzzle_identifiers"], forward_dtype="float32")
+    cfg.train.data_path = str(trained_on)
+    return export_official(build_model(cfg.model), cfg, tmp_path / f"export-{trained_on.name}")
+
+
+def test_an_official_checkpoint_is_refused_on_rows_numbered_otherwise(tmp_path):
+    spec = ["--source", "synthetic:3:2:6", "--canvas", "6", "--num-aug", "2"]
+    assert main(["data", "arc", *spec, "--out", str(tmp_path / "ours")]) == 0
+    assert main(["data", "arc", *spec, "--official-order", "--out", str(tmp_path / "official")]) == 0
+    official = read_identifiers(tmp_path / "official")
+    assert len(read_identifiers(tmp_path / "ours")) == len(official)      # same row count: loads silently otherwise
+    checkpoint = _official_export(tmp_path, tmp_path / "ours", trained_on=tmp_path / "elsewhere")
+    with pytest.raises(DataError, match="numbers its ARC puzzles in latentloop's order.*--official-order"):
+        load_checkpoint(checkpoint, data=tmp_path / "ours")
+    load_checkpoint(checkpoint, data=tmp_path / "official")
+    # a build without the record is an official builder's output (or older): the arc_build.json tells them apart
+    for split in ("train", "test"):
+        edit = tmp_path / "official" / split / "dataset.json"
+        edit.write_text(json.dumps({k: v for k, v in json.loads(edit.read_text()).items() if k != arc.ORDER_KEY}))
+    (tmp_path / "official" / arc.BUILD_FILE).unlink()
+    load_checkpoint(checkpoint, data=tmp_path / "official")
+    # a checkpoint trained on that very build (exported from latentloop) is at home on it
+    load_checkpoint(_official_export(tmp_path, tmp_path / "ours", trained_on=tmp_path / "ours"),
+                    data=tmp_path / "ours")

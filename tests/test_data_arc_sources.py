@@ -13,7 +13,8 @@ import pytest
 from latentloop.cli import main
 from latentloop.data import arc, arc_synthetic
 from latentloop.data.arc_grid import parse_name
-from latentloop.data.arc_sources import ArcTask, folder_tasks, in_test_set, kaggle_prefix_files, source_tasks
+from latentloop.data.arc_sources import folder_tasks, in_test_set, kaggle_prefix_files, source_tasks
+from latentloop.data.arc_task import ArcTask
 from latentloop.data.format import read_identifiers, read_split
 from latentloop.errors import DataError
 

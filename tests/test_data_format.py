@@ -12,6 +12,7 @@ from latentloop.data.format import (
     DatasetMetadata,
     PuzzleSplit,
     build_split,
+    find_metadata,
     read_identifiers,
     read_split,
     write_identifiers,
@@ -101,6 +102,26 @@ def test_official_sudoku_convention_total_puzzles_equals_groups(
     raw["total_puzzles"] = split.num_groups
     (split_dir / "dataset.json").write_text(json.dumps(raw))
     assert read_split(split_dir)[1].total_puzzles == split.num_groups
+
+
+def test_find_metadata_prefers_train_then_test_then_the_folder_itself(tmp_path: Path) -> None:
+    split = make_split()
+    for name, vocab in (("train", 12), ("test", 13)):   # told apart by vocab_size
+        write_split(tmp_path / "d" / name, split, DatasetMetadata.for_split(split, vocab_size=vocab,
+                                                                            num_puzzle_identifiers=7))
+    meta, found = find_metadata(tmp_path / "d")
+    assert (meta.vocab_size, found) == (12, tmp_path / "d" / "train" / "dataset.json")
+    assert find_metadata(str(tmp_path / "d" / "test"))[0].vocab_size == 13        # a split folder: itself
+    (tmp_path / "d" / "train" / "dataset.json").unlink()
+    assert find_metadata(tmp_path / "d")[0].vocab_size == 13                       # only a test split
+    raw = json.loads((tmp_path / "d" / "test" / "dataset.json").read_text())
+    del raw["total_puzzles"]                                                       # as HRM writes it
+    (tmp_path / "d" / "test" / "dataset.json").write_text(json.dumps(raw))
+    assert find_metadata(tmp_path / "d")[0].total_puzzles == 0
+    assert find_metadata(tmp_path / "nothing") is None and find_metadata(tmp_path / "d" / "train") is None
+    (tmp_path / "d" / "test" / "dataset.json").write_text("{vocab_size: 6")
+    with pytest.raises(DataError, match="test/dataset.json: unreadable JSON"):
+        find_metadata(tmp_path / "d")
 
 
 def test_metadata_from_json_errors() -> None:

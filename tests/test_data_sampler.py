@@ -1,4 +1,5 @@
-"""Group sampler (§10.4): seeded, whole-puzzle batches, drop-last, rank slices, exact resume; padded test batches."""
+"""Group sampler (the official `puzzle_dataset.py`): seeded, whole-puzzle batches, drop-last, rank slices, exact
+resume; padded test batches."""
 
 from __future__ import annotations
 
@@ -200,3 +201,15 @@ def test_test_batches_cover_everything_once_with_padding(
             assert np.all(batch["example_indices"][valid:] == -1)
             seen.append(rows)
     np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.arange(split.num_examples))
+
+
+@pytest.mark.parametrize("batch_size, epochs_per_iter", [(4, 1), (5, 3), (7, 2)])
+def test_iteration_length_counts_the_batches_each_iteration_yields(irregular, batch_size, epochs_per_iter) -> None:
+    split, metadata = irregular
+    sampler = GroupSampler(split, metadata, global_batch_size=batch_size, seed=3, epochs_per_iter=epochs_per_iter)
+    yielded = [0] * 4
+    while sampler.iteration < 4:
+        next(sampler)                       # the iteration property now names the batch's own iteration
+        if sampler.iteration < 4:
+            yielded[sampler.iteration] += 1
+    assert [sampler.iteration_length(i) for i in range(4)] == yielded

@@ -11,11 +11,13 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from latentloop.data.arc_grid import Variant, encode_grid
 from latentloop.data.format import BLANK_IDENTIFIER_NAME
 from latentloop.errors import DataError
-from latentloop.evaluation.arc import ArcEvaluator, read_task_tests, validate_submission
+from latentloop.evaluation.arc import (PASS_KS, ArcEvaluator, metric_names, read_task_tests,
+                                       validate_submission)
 
 NUM_VARIANTS = 6
 
@@ -151,6 +153,74 @@ def test_merging_partial_evaluators_equals_one_evaluator_over_all_rows():
     merged = parts[0].merge(parts[1]).merge(parts[2])
     assert merged.scores() == whole.scores()
     assert merged.submission() == whole.submission() and merged.candidates() == whole.candidates()
+
+
+def test_per_eval_scores_are_named_without_a_pool():
+    _, scores = scored(make_tasks(num_tasks=1, tests_per_task=2),
+                       answer=lambda task, i, v, out: out if i == 0 else shifted(out))
+    assert scores.metrics() == {**{f"ARC/pass@{k}": 0.5 for k in PASS_KS},
+                                **{f"ARC/task_pass@{k}": 0.0 for k in PASS_KS}}
+    assert set(scores.metrics()) | {f"ARC/pooled_{kind}pass@{k}" for kind in ("", "task_") for k in PASS_KS} == \
+        set(metric_names())
+
+
+def two_evaluations(tasks):
+    """The rows of two evaluations (two checkpoints) that answer differently: the first gets task0 right under 2 of
+    6 variants, the second under 3, each with its own halting confidences."""
+    rng = np.random.default_rng(5)
+    first = evaluation_rows(tasks, answer=lambda t, i, v, out: out if v < 2 else shifted(out),
+                            halt=lambda t, i, v: float(rng.random()))
+    second = evaluation_rows(tasks, answer=lambda t, i, v, out: out if v % 2 else shifted(shifted(out)),
+                             halt=lambda t, i, v: float(rng.random()))
+    return first[0], first[1:], second[1:]
+
+
+def test_pooling_two_evaluations_equals_one_vote_over_all_their_predictions():
+    tasks = make_tasks(num_tasks=3, tests_per_task=2)
+    names, first_rows, second_rows = two_evaluations(tasks)
+    first, second, once = (evaluator_for(tasks, names) for _ in range(3))
+    first.update(*first_rows)
+    second.update(*second_rows)
+    once.update(*(np.concatenate([a, b]) for a, b in zip(first_rows, second_rows)))
+    pool = first.pool_like()
+    assert pool.pool(first) is pool and pool.pool(second).evaluations == 2
+    scores, expected = pool.scores(), once.scores()
+    assert scores.pass_at == expected.pass_at and scores.task_pass_at == expected.task_pass_at
+    assert scores.rows == expected.rows == 2 * len(first_rows[0])
+    assert pool.submission() == once.submission() and pool.candidates() == once.candidates()
+    assert scores.pass_at != first.scores().pass_at      # pooling changed the vote (else the test proves nothing)
+    # the pool's numbers carry its mode in their names; the evaluations themselves keep theirs
+    assert scores.metrics() == {**{f"ARC/pooled_pass@{k}": v for k, v in expected.pass_at.items()},
+                                **{f"ARC/pooled_task_pass@{k}": v for k, v in expected.task_pass_at.items()},
+                                "ARC/pooled_evaluations": 2.0}
+    assert set(first.scores().metrics()) == {f"ARC/{kind}pass@{k}" for kind in ("", "task_") for k in PASS_KS}
+    assert "pooled over 2 evaluations" in scores.report()
+    with pytest.raises(ValueError, match="pool_like"):
+        first.pool(second)
+
+
+def test_a_pool_survives_a_checkpoint_exactly(tmp_path):
+    tasks = make_tasks(num_tasks=3, tests_per_task=2)
+    names, first_rows, second_rows = two_evaluations(tasks)
+    first, second = evaluator_for(tasks, names), evaluator_for(tasks, names)
+    first.update(*first_rows)
+    second.update(*second_rows)
+    pool = first.pool_like().pool(first)
+    torch.save({"arc_votes": pool.state_dict()}, tmp_path / "state.pt")
+    resumed = first.pool_like()
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True)["arc_votes"])
+    pool.pool(second)
+    resumed.pool(second)
+    assert resumed.scores() == pool.scores() and resumed.candidates() == pool.candidates()
+    assert resumed.votes.tally == pool.votes.tally and resumed.evaluations == 2
+
+
+def test_only_evaluations_of_the_same_dataset_pool():
+    tasks = make_tasks(num_tasks=2)
+    names, *rows = evaluation_rows(tasks)
+    other = evaluator_for(tasks, names[:-1])
+    with pytest.raises(DataError, match="different datasets"):
+        evaluator_for(tasks, names).pool_like().pool(other)
 
 
 def test_submission_is_always_valid_with_unlabelled_inputs_and_missing_predictions():

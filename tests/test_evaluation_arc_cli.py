@@ -17,11 +17,11 @@ from latentloop.api import report_training
 from latentloop.cli import main
 from latentloop.data.arc_grid import Variant, encode_grid
 from latentloop.data.format import BLANK_IDENTIFIER_NAME, DatasetMetadata, build_split, write_identifiers, write_split
-from latentloop.evaluation.arc import read_test_puzzles, validate_submission
+from latentloop.evaluation.arc import PASS_KS, ArcVotes, read_test_puzzles, validate_submission
 from latentloop.evaluation.evaluate import EvalResult
 from latentloop.tasks.arc import ArcTask, adapt_embedding, blank_variants, known_variants
 from latentloop.models.losses import IGNORE_LABEL, softmax_cross_entropy
-from latentloop.training.checkpoint import load_checkpoint
+from latentloop.training.checkpoint import load_checkpoint, resolve_checkpoint
 from latentloop.training.loop import TrainResult
 from test_training_loop import TINY
 
@@ -130,6 +130,51 @@ def test_eval_defaults_to_a_folder_beside_the_checkpoint(arc_run, capsys):
     assert len(written) == 1 and str(written[0]) in capsys.readouterr().out
 
 
+def _pooled_run(data: Path, run: Path, epochs: int, *flags: str) -> int:
+    """A tiny ARC run with arc_votes=pooled: 1.25 steps per epoch, so epochs=2 is 2 steps, one evaluation each."""
+    return main(["train", "cpu-sudoku6", *TINY, f"data_path={data}", f"out_dir={run}", "data.task=", f"epochs={epochs}",
+                 "eval_interval=1", "global_batch_size=8", "ema=false", "T=1", "arc_votes=pooled", "--no-progress",
+                 *flags])
+
+
+def _pool_of(run: Path) -> tuple[ArcVotes, int]:
+    state = torch.load(resolve_checkpoint(run) / "train_state.pt", weights_only=True)["arc_votes"]
+    return ArcVotes.from_state_dict(state["votes"]), state["evaluations"]
+
+
+def test_pooled_votes_are_logged_by_name_and_a_resumed_run_pools_exactly(tmp_path, capsys):
+    data, full, half = tmp_path / "data", tmp_path / "full", tmp_path / "half"
+    write_arc_dataset(data)
+    assert _pooled_run(data, full, 2) == 0
+    records = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
+    first, second = [r for r in records if "eval/ARC/pass@2" in r]
+    assert (first["eval/ARC/pooled_evaluations"], second["eval/ARC/pooled_evaluations"]) == (1.0, 2.0)
+    for k in PASS_KS:   # the first pool holds the first evaluation only
+        assert first[f"eval/ARC/pooled_pass@{k}"] == first[f"eval/ARC/pass@{k}"]
+    votes, evaluations = _pool_of(full)
+    assert evaluations == 2 and votes.rows == 2 * 12
+    # stopped after the first evaluation and resumed: the pool comes back from the checkpoint
+    assert _pooled_run(data, half, 1) == 0
+    assert _pooled_run(data, half, 2, "--resume") == 0
+    resumed_votes, resumed_evaluations = _pool_of(half)
+    assert resumed_evaluations == 2 and resumed_votes.tally == votes.tally and resumed_votes.rows == votes.rows
+    last = [json.loads(line) for line in (half / "metrics.jsonl").read_text().splitlines()][-1]
+    assert {k: v for k, v in last.items() if "ARC/" in k} == {k: v for k, v in second.items() if "ARC/" in k}
+
+    # `eval` pools checkpoints explicitly: one vote over both checkpoints' predictions
+    checkpoints = sorted(str(c) for c in (full / "checkpoints").glob("step_*"))
+    assert len(checkpoints) == 2
+    capsys.readouterr()
+    out = tmp_path / "pooled"
+    assert main(["eval", *checkpoints, "--arc-votes", "pooled", "--arc-out", str(out)]) == 0
+    assert "pooled over 2 evaluations" in capsys.readouterr().out
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["ARC/pooled_evaluations"] == 2 and scores["rows"] == 2 * 12 and "ARC/pass@2" not in scores
+    candidates = json.loads((out / "candidates.json").read_text())
+    assert sum(c["votes"] for c in candidates["eval_b"][1]["candidates"]) == 2 * VARIANTS
+    assert all((Path(c).parent / f"arc_{Path(c).name}" / "submission.json").is_file() for c in checkpoints)
+
+
 def test_solve_a_known_task_votes_over_its_augmentations_and_draws_them(arc_run, tmp_path, capsys):
     data, run = arc_run
     task_file = data / "tasks" / "eval_a.json"
@@ -165,12 +210,14 @@ def test_known_variants_read_both_official_name_formats():
 
 @pytest.mark.parametrize("content, problem", [
     ("{not json", "unreadable JSON"),
-    ('{"train": [], "test": [{"input": [[1, 2], [3]]}]}', "ragged grid"),
-    ('{"train": [], "test": [{"input": [' + ",".join(["[1]"] * 31) + "]}]}", "larger than the 30x30"),
+    ('{"train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [[1, 2], [3]]}]}', "ragged grid"),
+    ('{"train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [' + ",".join(["[1]"] * 31) + "]}]}",
+     "larger than the 30x30"),
     ('{"train": [{"input": [[10]], "output": [[1]]}], "test": [{"input": [[1]]}]}', "not a colour 0-9"),
-    ('{"train": [{"input": [[1]], "output": [[1]]}]}', "non-empty 'test' list"),
-    ('{"train": [{"input": [[1]]}], "test": [{"input": [[1]]}]}', "needs an 'input' and an 'output'"),
-    ("[1, 2]", "JSON object"),
+    ('{"train": [{"input": [[1]], "output": [[1]]}]}', "expected an object with 'train' and 'test' lists"),
+    ('{"train": [], "test": [{"input": [[1]]}]}', "no demonstration ('train') pairs"),
+    ('{"train": [{"input": [[1]]}], "test": [{"input": [[1]]}]}', "train pair 0: missing 'output' grid"),
+    ("[1, 2]", "not an ARC task"),
 ])
 def test_bad_task_files_end_in_one_line(arc_run, tmp_path, content, problem, capsys):
     _, run = arc_run
@@ -192,9 +239,9 @@ def test_solve_without_identifiers_fails_clearly(arc_run, tmp_path, capsys):
 def _demo_loss(model, task, identifiers) -> float:
     """The model's mean loss on the task's demo pairs under each (identifier, variant), after all supervision
     steps."""
-    inputs = np.stack([encode_grid(v.apply(x)) for _, v in identifiers for x, _ in task.demos]).astype(np.int64)
-    labels = np.stack([encode_grid(v.apply(y)) for _, v in identifiers for _, y in task.demos]).astype(np.int64)
-    ids = np.repeat([i for i, _ in identifiers], len(task.demos))
+    inputs = np.stack([encode_grid(v.apply(x)) for _, v in identifiers for x, _ in task.train]).astype(np.int64)
+    labels = np.stack([encode_grid(v.apply(y)) for _, v in identifiers for _, y in task.train]).astype(np.int64)
+    ids = np.repeat([i for i, _ in identifiers], len(task.train))
     labels = torch.as_tensor(np.where(labels == 0, IGNORE_LABEL, labels))
     with torch.no_grad():
         state = model.inner.initial_state(len(inputs), "cpu")
@@ -246,6 +293,10 @@ def test_the_training_summary_names_the_arc_score(arc_run):
                        metrics={"ARC/pass@2": 0.25, "ARC/task_pass@2": 0.0})
     text = report_training(TrainResult(run_dir=run, steps=1, seconds=1.0, num_params=1, final_eval=final, history=[]))
     assert "ARC pass@2, voting over the augmented copies: 25.0% (TRM" in text and "0.0% (HRM" in text
+    assert "pooled" not in text
+    final.metrics.update({"ARC/pooled_pass@2": 0.5, "ARC/pooled_task_pass@2": 0.25, "ARC/pooled_evaluations": 3.0})
+    text = report_training(TrainResult(run_dir=run, steps=1, seconds=1.0, num_params=1, final_eval=final, history=[]))
+    assert "ARC pass@2 pooled over all 3 evaluations' votes" in text and "50.0% (TRM), 25.0% (HRM)" in text
 
 
 def test_arc_data_without_test_puzzles_says_how_to_score_it(arc_run, tmp_path, capsys, toy_dataset):

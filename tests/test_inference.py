@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from latentloop.cli import main
-from latentloop.data import sudoku
+from latentloop.data import sudoku_grid
 from latentloop.data.format import read_split
 from latentloop.evaluation.evaluate import evaluate
 from latentloop.evaluation.predict import predict, predict_halting, predict_trajectories
@@ -31,7 +31,7 @@ def trained(tmp_path_factory):
 def test_solve_one_puzzle_prints_answer_check_steps_and_trace(trained, tmp_path, capsys):
     data, run = trained
     split, _ = read_split(data / "test")
-    puzzle = sudoku.to_string(sudoku.from_tokens(split.inputs[0], sudoku.shape_for_size(4)))
+    puzzle = sudoku_grid.to_string(sudoku_grid.from_tokens(split.inputs[0], sudoku_grid.shape_for_size(4)))
     trace = tmp_path / "trace.png"
     assert main(["solve", puzzle, "--checkpoint", str(run), "--trace", str(trace)]) == 0
     out = capsys.readouterr().out
@@ -46,9 +46,9 @@ def test_solve_one_puzzle_prints_answer_check_steps_and_trace(trained, tmp_path,
 def test_solve_a_file_of_many_puzzles(trained, tmp_path, capsys):
     data, run = trained
     split, _ = read_split(data / "test")
-    grids = sudoku.from_tokens(np.asarray(split.inputs[:20]), sudoku.shape_for_size(4))
+    grids = sudoku_grid.from_tokens(np.asarray(split.inputs[:20]), sudoku_grid.shape_for_size(4))
     source = tmp_path / "many.txt"
-    source.write_text("".join(sudoku.to_string(g) + "\n" for g in grids))
+    source.write_text("".join(sudoku_grid.to_string(g) + "\n" for g in grids))
     answers = tmp_path / "answers.txt"
     assert main(["solve", str(source), "--checkpoint", str(run), "--out", str(answers)]) == 0
     assert "puzzles/s" in capsys.readouterr().out

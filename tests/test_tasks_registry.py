@@ -11,7 +11,7 @@ import pytest
 import latentloop
 from latentloop.cli import main
 from latentloop.config import RunConfig, apply_overrides, load_preset
-from latentloop.data import sudoku
+from latentloop.data import sudoku_build, sudoku_grid
 from latentloop.data.format import read_split
 from latentloop.errors import DataError
 from latentloop.inspection.viewer import write_viewer
@@ -32,7 +32,7 @@ def test_builtin_tasks_are_known_and_round_trip_their_parameters():
 
 
 def test_builders_store_the_task_and_every_reader_uses_it(tmp_path):
-    sudoku.build_generated(tmp_path / "s10", sudoku.shape_for_size(10), 4, 2, seed=0, workers=1)
+    sudoku_build.build_generated(tmp_path / "s10", sudoku_grid.shape_for_size(10), 4, 2, seed=0, workers=1)
     raw = json.loads((tmp_path / "s10" / "test" / "dataset.json").read_text())
     assert raw["task"] == "sudoku" and raw["task_params"] == {"size": 10, "box": [2, 5]}
     assert (raw["vocab_size"], raw["seq_len"]) == (12, 100)        # the shape of a 10x10-canvas ARC set too
@@ -72,7 +72,7 @@ def test_legacy_data_is_inferred_in_one_place_and_ambiguity_asks_for_the_task(tm
 
 
 def test_a_dataset_naming_an_unknown_task_is_one_line(tmp_path, capsys):
-    sudoku.build_generated(tmp_path / "d", sudoku.shape_for_size(4), 4, 2, seed=0, workers=1)
+    sudoku_build.build_generated(tmp_path / "d", sudoku_grid.shape_for_size(4), 4, 2, seed=0, workers=1)
     for split in ("train", "test"):
         path = tmp_path / "d" / split / "dataset.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "task": "tetris"}))

@@ -39,13 +39,20 @@ class Variant:
 
 @dataclass(frozen=True)
 class Experiment:
-    """A claim from the papers and the variants that test it; `plot` is "bars" or "steps" (accuracy vs test steps)."""
+    """A claim and the variants that test it, on `preset` with `shared` overrides for every run (the ones the task
+    needs to learn in a short run), `steps` training steps and `num_test` held-out puzzles at scale 1. `plot` is
+    "bars", "steps" (accuracy against test-time steps) or "lengths" (accuracy against the length of a sequence task's
+    rows, from its `<task>/exact@L=<length>` metrics)."""
 
     key: str
     title: str
     claim: str
     variants: tuple[Variant, ...]
     plot: str = "bars"
+    preset: str = "cpu-sudoku6"
+    shared: tuple[str, ...] = ()
+    steps: int = 400
+    num_test: int = 500
 
 
 @dataclass(frozen=True)
@@ -91,12 +98,12 @@ def run_key(preset: str, overrides: tuple[str, ...]) -> str:
     return hashlib.sha1("\n".join((preset, *overrides)).encode()).hexdigest()[:10]
 
 
-def plan(experiments: list[Experiment], setup: Setup, seeds: list[int]) -> list[Job]:
+def plan(experiments: list[tuple[Experiment, Setup]], seeds: list[int]) -> list[Job]:
     """All runs, seed-major (every claim gets its first seed before any gets its second), without duplicates; a
     variant needing a longer evaluation than a duplicate of it keeps the longer one."""
     jobs: dict[Path, Job] = {}
     for seed in seeds:
-        for experiment in experiments:
+        for experiment, setup in experiments:
             for variant in experiment.variants:
                 overrides = job_overrides(setup, variant, seed)
                 run_dir = setup.out_dir / "runs" / f"{run_key(setup.preset, overrides)}-s{seed}"
@@ -129,12 +136,17 @@ def run_job(job: Job) -> dict[str, Any]:
         record = {"preset": job.preset, "overrides": list(job.overrides), "seed": job.seed,
                   "params": result.num_params, "steps": result.steps, "seconds": round(result.seconds, 1),
                   "exact_accuracy": ev.exact_accuracy, "accuracy": ev.accuracy, "num_examples": ev.num_examples,
-                  "per_step_exact_accuracy": ev.per_step_exact_accuracy}
+                  "per_step_exact_accuracy": ev.per_step_exact_accuracy, "lengths": _per_length(ev.summary())}
     if job.eval_steps and len(record.get("test_time_steps", [])) < job.eval_steps:
         ev = evaluate_checkpoint(job.run_dir, steps=job.eval_steps, batch_size=500).result
         record["test_time_steps"] = ev.per_step_exact_accuracy
     path.write_text(json.dumps(record, indent=1))
     return record
+
+
+def _per_length(summary: dict[str, Any]) -> dict[str, float]:
+    """A sequence task's exact accuracy per row length (`<task>/exact@L=<length>`), keyed by the length."""
+    return {key.rsplit("=", 1)[1]: value for key, value in summary.items() if "/exact@L=" in key}
 
 
 def run_all(jobs: list[Job], workers: int, log=print) -> None:
@@ -169,6 +181,7 @@ class Summary:
     exact: list[float]                   # final held-out exact accuracy, one per seed
     cell: list[float]
     test_time: list[list[float]] = field(default_factory=list)   # per seed: accuracy after each test-time step
+    lengths: list[dict[int, float]] = field(default_factory=list)  # per seed: exact accuracy per row length
 
     @property
     def mean(self) -> float:
@@ -195,7 +208,8 @@ def summarise(experiment: Experiment, setup: Setup, seeds: list[int]) -> list[Su
             label=variant.label, overrides=variant.overrides, params=records[0]["params"],
             steps=records[0]["steps"], minutes=statistics.fmean(r["seconds"] for r in records) / 60,
             exact=[r["exact_accuracy"] for r in records], cell=[r["accuracy"] for r in records],
-            test_time=[r["test_time_steps"] for r in records if "test_time_steps" in r]))
+            test_time=[r["test_time_steps"] for r in records if "test_time_steps" in r],
+            lengths=[{int(k): v for k, v in r["lengths"].items()} for r in records if r.get("lengths")]))
     return rows
 
 
@@ -233,6 +247,18 @@ def test_time_table(rows: list[Summary], steps: tuple[int, ...] = (1, 2, 4, 8, 1
     return "\n".join(lines)
 
 
+def length_table(rows: list[Summary]) -> str:
+    """Held-out exact accuracy (mean ± sd over seeds) per row length, for each variant."""
+    rows = [r for r in rows if r.lengths]
+    if not rows:
+        return ""
+    shown = sorted(set.intersection(*(set(d) for r in rows for d in r.lengths)))
+    lines = ["| variant | " + " | ".join(f"L={k}" for k in shown) + " |", "|---|" + "---|" * len(shown)]
+    for r in rows:
+        lines.append(f"| {r.label} | " + " | ".join(spread([d[k] for d in r.lengths]) for k in shown) + " |")
+    return "\n".join(lines)
+
+
 def plot(experiment: Experiment, rows: list[Summary], path: Path) -> Path:
     """Bars of mean exact accuracy with sd error bars and each seed as a dot, or accuracy against test-time steps."""
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(rows) + 2), 4.2))
@@ -252,6 +278,17 @@ def plot(experiment: Experiment, rows: list[Summary], path: Path) -> Path:
         ax.set_xticks(powers, [str(k) for k in powers])
         ax.set_xlabel("supervision steps at test time")
         ax.legend(fontsize=8)
+    elif experiment.plot == "lengths":
+        for r in rows:
+            if not r.lengths:
+                continue
+            xs = sorted(set.intersection(*(set(d) for d in r.lengths)))
+            means = [statistics.fmean(d[k] for d in r.lengths) * 100 for k in xs]
+            ax.plot(xs, means, marker="o", markersize=3, label=r.label)
+            for d in r.lengths:
+                ax.scatter(xs, [d[k] * 100 for k in xs], s=6, alpha=0.4)
+        ax.set_xlabel("length of the held-out row")
+        ax.legend(fontsize=8)
     else:
         xs = range(len(rows))
         ax.bar(xs, [r.mean * 100 for r in rows], yerr=[r.sd * 100 for r in rows], capsize=4, color="#8fb3d9")
@@ -270,6 +307,8 @@ def report(experiment: Experiment, setup: Setup, seeds: list[int]) -> str:
     text = f"## {experiment.title}\n\n{experiment.claim}\n\n{markdown_table(rows)}\n"
     if experiment.plot == "steps":
         text += f"\n{test_time_table(rows)}\n"
+    if experiment.plot == "lengths":
+        text += f"\n{length_table(rows)}\n"
     out = setup.out_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{experiment.key}.md").write_text(text)

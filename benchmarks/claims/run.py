@@ -4,8 +4,9 @@
     python benchmarks/claims/run.py recursion --seeds 0,1,2  # one claim
     python benchmarks/claims/run.py all --scale 20 --jobs 8 --set device=cuda threads=0 hidden_size=512
 
-Each claim writes <out>/<claim>.md (table), .json and .png. The task is generated minimal-clue 6x6 Sudoku (the
-`cpu-sudoku6` preset); see docs/results.md for the results and why the task needs multi-step reasoning.
+Each claim writes <out>/<claim>.md (table), .json and .png. The task of claims 1-5 is generated minimal-clue 6x6
+Sudoku (the `cpu-sudoku6` preset), of `sort` the `cpu-sort` lists; see docs/results.md for the results and why the
+tasks need multi-step reasoning.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ TRM = Variant("TRM (2 layers, T=2, n=2)")
 # Every run's settings on top of the preset (measured: at D=128, lr 1e-3 and 240 steps of batch 32 no held-out puzzle
 # was solved; at D=64 and lr 2e-3, 10% were at step 360). `--set` overrides them, e.g. hidden_size=128.
 SHORT_RUN = ("hidden_size=64", "puzzle_emb_ndim=64", "lr=2e-3", "lr_warmup_steps=50")
+# The sorting claim's models read rows through attention with RoPE (the preset's TRM-MLP mixes fixed positions, and
+# has never seen a number in the cells past the training lengths).
+SORT_RUN = ("mlp_t=false", "pos_encodings=rope")
 
 EXPERIMENTS = [
     Experiment(
@@ -37,14 +41,14 @@ EXPERIMENTS = [
          Variant("HRM (1+1 layers, T=3, n=3)", ("arch=hrm", "layers=1", "H_layers=1", "T=3", "n=3")),
          Variant("baseline, N_sup=4", ("arch=baseline",)),
          Variant("baseline, one pass (N_sup=1)", ("arch=baseline", "N_sup=1")),
-         Variant("baseline, N_sup=4, 4x steps", ("arch=baseline",), steps_factor=4))),
+         Variant("baseline, N_sup=4, 4x steps", ("arch=baseline",), steps_factor=4)), shared=SHORT_RUN),
     Experiment(
         "test-time", "2. Training steps against test-time steps",
         "TRM trained with N_sup = 1, 4 and 16 supervision steps, each evaluated after 1 to 16 steps.",
         (Variant("trained with N_sup=1", ("N_sup=1",), eval_steps=16),
          Variant("trained with N_sup=4", (), eval_steps=16),
          Variant("trained with N_sup=16", ("N_sup=16",), eval_steps=16)),
-        plot="steps"),
+        plot="steps", shared=SHORT_RUN),
     Experiment(
         "loops", "3. Outer loop (T) against inner loop (n) at fixed compute",
         "TRM with T(n+1) = 6 network calls per supervision step, and HRM with 12 layer calls (T x (n+1) with "
@@ -54,7 +58,7 @@ EXPERIMENTS = [
          TRM,
          Variant("TRM T=3, n=1", ("T=3", "n=1")),
          Variant("HRM (1+1 layers, T=3, n=3)", ("arch=hrm", "layers=1", "H_layers=1", "T=3", "n=3")),
-         Variant("HRM T=6, n=1", ("arch=hrm", "layers=1", "H_layers=1", "T=6", "n=1")))),
+         Variant("HRM T=6, n=1", ("arch=hrm", "layers=1", "H_layers=1", "T=6", "n=1"))), shared=SHORT_RUN),
     Experiment(
         "gradient", "4. Full-recursion gradient against the 1-step gradient, and EMA",
         "The TRM paper's Table 1 rows at small scale: back-propagating through the whole last recursion (the "
@@ -62,7 +66,7 @@ EXPERIMENTS = [
         "0.999 averages over about 1,000 steps, longer than these runs, so the EMA row uses 0.99 (about 100 steps).",
         (TRM,
          Variant("1-step gradient", ("one_step_grad=true",)),
-         Variant("EMA 0.99", ("ema=true", "ema_rate=0.99")))),
+         Variant("EMA 0.99", ("ema=true", "ema_rate=0.99"))), shared=SHORT_RUN),
     Experiment(
         "tiny", "5. Two layers against four at the same depth of computation",
         "TRM with 2 layers and n=3 against 4 layers and n=1: both apply 16 layers per supervision step (T(n+1) x "
@@ -70,7 +74,20 @@ EXPERIMENTS = [
         "shown for reference.",
         (Variant("2 layers, T=2, n=3", ("n=3",)),
          Variant("4 layers, T=2, n=1", ("layers=4", "n=1")),
-         TRM)),
+         TRM), shared=SHORT_RUN),
+    Experiment(
+        "sort", "6. Sorting: recursion against depth at equal parameters, and longer lists",
+        "TRM against the direct-prediction baseline on the `cpu-sort` lists (numbers 0..9, 1..8 per training list; "
+        "held-out lists of 4..12, none of them a training list), every model with attention and RoPE so that one "
+        "model can read rows of any length. TRM's 2 layers run 12 times per supervision step (T=2, n=2); the baseline "
+        "runs its 2 layers once, with deep supervision (N_sup=4) or as a genuine one-pass model (N_sup=1); the deeper "
+        "baseline has 8 layers of half the width, the same parameter count, run once.",
+        (Variant("TRM (2 layers, T=2, n=2)"),
+         Variant("baseline, N_sup=4", ("arch=baseline",)),
+         Variant("baseline, one pass (N_sup=1)", ("arch=baseline", "N_sup=1")),
+         Variant("deeper baseline, one pass (8 layers, D=64)",
+                 ("arch=baseline", "N_sup=1", "layers=8", "hidden_size=64", "puzzle_emb_ndim=64"))),
+        plot="lengths", preset="cpu-sort", shared=SORT_RUN, steps=1500, num_test=2000),
 ]
 
 
@@ -80,31 +97,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the training steps and the generated training set (default 1: 400 steps)")
-    parser.add_argument("--steps", type=int, default=400, help="training steps of a run at scale 1 (default 400)")
+    parser.add_argument("--steps", type=int, help="training steps of a run at scale 1 (default: the claim's, 400 on "
+                                                  "Sudoku, 1,500 on sorting)")
     parser.add_argument("--batch", type=int, default=64, help="global batch size (default 64)")
-    parser.add_argument("--num-test", type=int, default=500, help="held-out puzzles (default 500)")
+    parser.add_argument("--num-test", type=int, help="held-out puzzles (default: the claim's, 500 on Sudoku, "
+                                                     "2,000 on sorting)")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each (default 2)")
     parser.add_argument("--shard", default="0/1", metavar="I/K",
                         help="run only every K-th job starting at the I-th, to split the work between processes")
-    parser.add_argument("--preset", default="cpu-sudoku6")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="overrides for every run, applied after SHORT_RUN, e.g. device=cuda threads=0 "
+                        help="overrides for every run, applied after the claim's own, e.g. device=cuda threads=0 "
                              "hidden_size=512 puzzle_emb_ndim=512")
     parser.add_argument("--out", default="runs/claims", help="output folder (default runs/claims)")
     parser.add_argument("--report-only", action="store_true", help="tabulate the runs already done; train nothing")
     args = parser.parse_args(argv)
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    setup = Setup(preset=args.preset, base_steps=args.steps, batch_size=args.batch, num_test=args.num_test,
-                  data_prefix=f"data/claims-{args.preset}", out_dir=Path(args.out), scale=args.scale,
-                  extra=(*SHORT_RUN, *args.set))
-    chosen = [e for e in EXPERIMENTS if args.claim in ("all", e.key)]
+    chosen = [(e, Setup(preset=e.preset, base_steps=args.steps or e.steps, batch_size=args.batch,
+                        num_test=args.num_test or e.num_test, data_prefix=f"data/claims-{e.preset}",
+                        out_dir=Path(args.out), scale=args.scale, extra=(*e.shared, *args.set)))
+              for e in EXPERIMENTS if args.claim in ("all", e.key)]
     if not args.report_only:
         index, count = (int(v) for v in args.shard.split("/"))
-        jobs = plan(chosen, setup, seeds)[index::count]
+        jobs = plan(chosen, seeds)[index::count]
         _make_datasets(jobs)
         run_all(jobs, args.jobs)
-    for experiment in chosen:
+    for experiment, setup in chosen:
         print(report(experiment, setup, seeds))
     print(f"tables, JSON and plots in {setup.out_dir}/")
 

@@ -17,11 +17,11 @@ import sys
 
 import numpy as np
 
-from latentloop.data import sudoku
+from latentloop.data import sudoku_grid
 from latentloop.data.format import read_split
 
 
-def _units(shape: sudoku.SudokuShape) -> np.ndarray:
+def _units(shape: sudoku_grid.SudokuShape) -> np.ndarray:
     """Each row, column and box as a list of flat cell indices ``[3*size, size]``."""
     s, index = shape.size, np.arange(shape.cells).reshape(shape.size, shape.size)
     boxes = [index[r:r + shape.box_rows, c:c + shape.box_cols].ravel()
@@ -29,7 +29,7 @@ def _units(shape: sudoku.SudokuShape) -> np.ndarray:
     return np.concatenate([index, index.T, np.stack(boxes)])
 
 
-def singles_rounds(grid: np.ndarray, shape: sudoku.SudokuShape) -> int:
+def singles_rounds(grid: np.ndarray, shape: sudoku_grid.SudokuShape) -> int:
     """Rounds of parallel naked and hidden singles that solve a puzzle ``[size, size]`` (0 = blank); -1 when
     they stall before the grid is full."""
     units = _units(shape)
@@ -62,8 +62,8 @@ def main() -> None:
     parser.add_argument("split", help="a split folder of a Sudoku dataset, e.g. data/.../test")
     args = parser.parse_args()
     split, _ = read_split(args.split)
-    shape = sudoku.shape_for_size(math.isqrt(split.inputs.shape[1]))
-    grids = sudoku.from_tokens(split.inputs, shape)
+    shape = sudoku_grid.shape_for_size(math.isqrt(split.inputs.shape[1]))
+    grids = sudoku_grid.from_tokens(split.inputs, shape)
     counts = collections.Counter(singles_rounds(g, shape) for g in grids)
     givens = (grids > 0).reshape(len(grids), -1).sum(1)
     print(f"{len(grids)} puzzles, {givens.mean():.1f} givens on average")

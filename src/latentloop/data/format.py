@@ -309,6 +309,20 @@ def read_json(path: Path) -> Any:
         raise DataError(f"{path}: unreadable JSON ({str(exc).splitlines()[0]})") from None
 
 
+def find_metadata(path: str | Path) -> tuple[DatasetMetadata, Path] | None:
+    """The metadata describing a dataset folder or one split folder, with the dataset.json it came from; None when
+    there is none. A dataset folder's ``train/dataset.json`` is preferred over ``test/`` (the model is sized by the
+    data it trains on; the two agree on vocabulary, sequence length and task in every builder); the test one serves
+    a folder with only a test split, and a split folder is read itself. HRM files lack ``total_puzzles``: it reads
+    as 0 here, since only ``read_split`` can count it from the arrays."""
+    path = Path(path)
+    found = next((file for file in (path / "train" / METADATA_FILE, path / "test" / METADATA_FILE,
+                                    path / METADATA_FILE) if file.is_file()), None)
+    if found is None:
+        return None
+    return DatasetMetadata.from_json(read_json(found), default_total_puzzles=0, where=str(found)), found
+
+
 def read_split(
     split_dir: str | Path, set_name: str = "all", mmap: bool = True
 ) -> tuple[PuzzleSplit, DatasetMetadata]:

@@ -1,4 +1,5 @@
-"""Batch sampling over the official layout (§10.4): whole-puzzle training batches by group, padded test batches.
+"""Batch sampling over the official layout (the official `puzzle_dataset.py`): whole-puzzle training batches by
+group, padded test batches.
 
 Training batches follow the official group sampler. Iteration k (counted from 0) draws from
 ``np.random.Generator(np.random.Philox(seed + k + 1))``, the official loader's seeding (it counts from 1), so the
@@ -90,6 +91,7 @@ class GroupSampler:
         self._iteration = 0
         self._batch = 0
         self._plan: _IterationPlan | None = None
+        self._lengths: dict[int, int] = {}
 
     @property
     def iteration(self) -> int:
@@ -110,6 +112,13 @@ class GroupSampler:
     def batches_per_iteration(self) -> int:
         """Expected batches per iteration by the official formula (exact when every puzzle has the same size)."""
         return total_train_steps(self.metadata, self.epochs_per_iter, self.global_batch_size)
+
+    def iteration_length(self, iteration: int) -> int:
+        """The exact number of batches iteration ``iteration`` yields (the official loader's count for the same
+        seed): it depends only on the group order and the puzzles' sizes, not on the subsets drawn."""
+        if iteration not in self._lengths:
+            self._lengths[iteration] = _IterationPlan(self, iteration).count_batches()
+        return self._lengths[iteration]
 
     def state_dict(self) -> dict[str, int]:
         """Position of the next batch, plus the settings that must match for a resume to replay the same batches."""
@@ -177,6 +186,18 @@ class _IterationPlan:
         self.cumulative = np.concatenate([[0], np.cumsum(self.sizes)])
         self.batch_size = sampler.global_batch_size
         self.position = 0
+
+    def count_batches(self) -> int:
+        """The batches next_batch would yield from the start, walking the sizes only (no subsets drawn)."""
+        count, position, last = 0, 0, len(self.puzzles)
+        while True:
+            whole = int(np.searchsorted(self.cumulative, self.cumulative[position] + self.batch_size,
+                                        side="right")) - 1
+            filled = int(self.cumulative[whole] - self.cumulative[position])
+            if filled < self.batch_size and whole >= last:
+                return count
+            count += 1
+            position = whole if filled == self.batch_size else whole + 1
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Fill one global batch from the current position; None once the rest cannot fill a batch (drop last)."""

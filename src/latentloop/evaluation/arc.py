@@ -3,15 +3,22 @@
 Each evaluation row is a test input under one augmentation (its identifier names the variant, data/arc_grid.py). The
 evaluator crops the predicted canvas, undoes the augmentation, and counts the vote under (original task, hash of the
 de-augmented test input). Identical answers pool their votes; candidates rank by vote count, then by the mean halting
-confidence sigmoid(q_halt) of their voters. pass@K is reported under both official conventions
-(official-implementations.md §11.2):
+confidence sigmoid(q_halt) of their voters. pass@K is reported under both official conventions:
 
-* TRM: per task, the share of its test inputs whose right answer is among the top K; averaged over tasks.
-* HRM: a task counts only when every one of its test inputs has the right answer among the top K.
+* TRM (``evaluators/arc.py``): per task, the share of its test inputs whose right answer is among the top K;
+  averaged over tasks.
+* HRM (``arc_eval.ipynb``): a task counts only when every one of its test inputs has the right answer among the top K.
 
 Test inputs without an ``output`` (competition inputs) get attempts in the submission but are not scored. Votes are
-plain counts and sums, so evaluators over disjoint rows merge exactly (``merge``, ``gathered`` across ranks); each
-evaluation starts from empty votes, pooling several evaluations is an explicit ``merge``.
+plain counts and sums, so evaluators over disjoint rows merge exactly (``merge``, ``gathered`` across ranks).
+
+Two ways to vote across evaluations (train option ``arc_votes``; ``latentloop eval`` with several checkpoints):
+
+* ``per_eval``: each evaluation votes alone, so a number belongs to one checkpoint. Logged as ``ARC/pass@K``.
+* ``pooled``: the official TRM evaluator (``evaluators/arc.py``, ``aggregated_voting=True``, its default) is made once
+  per run and never clears its votes, so an evaluation votes over the predictions of every evaluation so far. Logged
+  as ``ARC/pooled_pass@K`` (and ``ARC/pooled_task_pass@K``) with ``ARC/pooled_evaluations``, next to the per-eval
+  numbers: the official logs' ``ARC/pass@K`` is our ``ARC/pooled_pass@K``.
 """
 
 from __future__ import annotations
@@ -24,15 +31,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from latentloop.data.arc import TEST_PUZZLES_FILE
-from latentloop.data.arc_grid import (CANVAS, NUM_COLOURS, Variant, check_grid, crop, grid_hash,
-                                      parse_name)
+from latentloop.data.arc_grid import CANVAS, NUM_COLOURS, Variant, crop, grid_hash, parse_name
+from latentloop.data.arc_task import ArcTask, parse_task, read_task_file
 from latentloop.data.format import DatasetMetadata, read_identifiers, read_json
 from latentloop.errors import DataError
 from latentloop.paths import ensure_output_dir
 
 PASS_KS = (1, 2, 5, 10, 100, 1000)
+ARC_VOTES = ("per_eval", "pooled")   # train.arc_votes: each evaluation votes alone, or every evaluation so far
+POOLED = "pooled_"                   # metric-name infix of pooled numbers: ARC/pooled_pass@K
 ATTEMPTS = 2                      # Kaggle scores two attempts per test input
 SHOWN_CANDIDATES = 10             # candidates per test input written for inspection
 SUBMISSION_FILE = "submission.json"
@@ -40,6 +50,11 @@ CANDIDATES_FILE = "candidates.json"
 SCORES_FILE = "scores.json"
 
 Grid = list[list[int]]
+
+
+def metric_names(pass_ks: Sequence[int] = PASS_KS) -> tuple[str, ...]:
+    """Every pass@K name an ARC evaluation logs, per evaluation and pooled (what keep_best may name)."""
+    return tuple(f"ARC/{infix}{kind}pass@{k}" for infix in ("", POOLED) for kind in ("", "task_") for k in pass_ks)
 
 
 @dataclass
@@ -68,32 +83,30 @@ class ArcTestInput:
 def read_test_puzzles(path: str | Path) -> dict[str, list[ArcTestInput]]:
     """The scored test inputs, in order, per task: from a ``test_puzzles.json`` (the TRM builder's file) or from a
     folder of ARC task files (``{task}.json`` with ``train``/``test``, e.g. the raw evaluation set an HRM-built
-    dataset came from). Grids are checked; a problem raises a DataError naming the task and pair."""
+    dataset came from). Tasks are read by the rules of every ARC reader (data/arc_task.py): a problem raises one
+    DataError naming the file, task and pair."""
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.json"))
         if not files:
             raise DataError(f"{path}: no ARC task files (*.json) in this folder")
-        raw = {file.stem: read_json(file) for file in files}
+        tasks = [read_task_file(file) for file in files]
     else:
         raw = read_json(path)
         if not isinstance(raw, dict):
             raise DataError(f"{path}: expected a JSON object mapping task ids to tasks")
-    return {str(task): read_task_tests(puzzle, f"{path}: task {task}") for task, puzzle in raw.items()}
+        tasks = [parse_task(puzzle, str(task), where=f"{path} task {task}") for task, puzzle in raw.items()]
+    return {task.task_id: task_tests(task) for task in tasks}
 
 
 def read_task_tests(puzzle: Any, where: str) -> list[ArcTestInput]:
-    """The test pairs of one ARC task object; an ``output`` is optional (unlabelled competition input)."""
-    if not isinstance(puzzle, dict) or not isinstance(puzzle.get("test"), list) or not puzzle["test"]:
-        raise DataError(f"{where}: a task needs a non-empty 'test' list of {{'input': grid}} pairs")
-    tests = []
-    for i, pair in enumerate(puzzle["test"]):
-        if not isinstance(pair, dict) or "input" not in pair:
-            raise DataError(f"{where} test pair {i}: needs an 'input' grid")
-        output = pair.get("output")
-        tests.append(ArcTestInput(check_grid(pair["input"], f"{where} test pair {i} input"),
-                                  None if output is None else check_grid(output, f"{where} test pair {i} output")))
-    return tests
+    """The test pairs of one ARC task object (an ``output`` is optional: an unlabelled competition input)."""
+    return task_tests(parse_task(puzzle, where, where=where))
+
+
+def task_tests(task: ArcTask) -> list[ArcTestInput]:
+    """A task's test pairs as the inputs votes are filed under."""
+    return [ArcTestInput(inp, out) for inp, out in task.test]
 
 
 class ArcVotes:
@@ -129,6 +142,24 @@ class ArcVotes:
         self.rows += other.rows
         return self
 
+    def state_dict(self) -> dict[str, Any]:
+        """The votes as plain lists, numbers and uint8 tensors (what a checkpoint's train_state.pt may hold), exactly:
+        counts are integers and the confidence sums Python floats."""
+        return {"grids": {key: torch.from_numpy(grid.copy()) for key, grid in self.grids.items()},
+                "tally": [[task, input_key, [[answer, int(count), float(halt)]
+                                             for answer, (count, halt) in answers.items()]]
+                          for (task, input_key), answers in self.tally.items()],
+                "rows": self.rows}
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any]) -> ArcVotes:
+        votes = cls()
+        votes.grids = {key: grid.numpy() for key, grid in state["grids"].items()}
+        votes.tally = {(task, input_key): {answer: [count, halt] for answer, count, halt in answers}
+                       for task, input_key, answers in state["tally"]}
+        votes.rows = int(state["rows"])
+        return votes
+
     def ranked(self, task: str, input_key: str) -> list[Candidate]:
         """Distinct answers by votes, then mean confidence; the answer hash breaks exact ties so the order does not
         depend on the order rows arrived in (or on how ranks were merged)."""
@@ -149,19 +180,26 @@ class ArcScores:
     padded_rows: int                   # rows with the blank identifier, skipped
     unmatched_rows: int                # rows whose (task, test input) is not in the test puzzles
     per_input_right: dict[int, int] = field(default_factory=dict)   # labelled test inputs right in the top K
+    pooled: bool = False               # votes of a pool (arc_votes="pooled"), not of one evaluation
+    evaluations: int = 1               # evaluations (checkpoints) whose votes these are
 
     def metrics(self) -> dict[str, float]:
-        """Flat metrics for metrics.jsonl, under the TRM key ``ARC/pass@K`` and ``ARC/task_pass@K`` for HRM's."""
-        return {**{f"ARC/pass@{k}": v for k, v in self.pass_at.items()},
-                **{f"ARC/task_pass@{k}": v for k, v in self.task_pass_at.items()}}
+        """Flat metrics for metrics.jsonl, under the TRM key ``ARC/pass@K`` and ``ARC/task_pass@K`` for HRM's; a
+        pool's are ``ARC/pooled_pass@K`` and ``ARC/pooled_task_pass@K``, with ``ARC/pooled_evaluations``."""
+        infix = POOLED if self.pooled else ""
+        return {**{f"ARC/{infix}pass@{k}": v for k, v in self.pass_at.items()},
+                **{f"ARC/{infix}task_pass@{k}": v for k, v in self.task_pass_at.items()},
+                **({"ARC/pooled_evaluations": float(self.evaluations)} if self.pooled else {})}
 
     def report(self) -> str:
         ks = list(self.pass_at)
         header = "  pass@K                          " + "".join(f"{k:>8}" for k in ks)
         trm = "  TRM (share of test inputs)      " + "".join(f"{self.pass_at[k]:>8.1%}" for k in ks)
         hrm = "  HRM (tasks with every input)    " + "".join(f"{self.task_pass_at[k]:>8.1%}" for k in ks)
+        pool = (f", pooled over {self.evaluations:,} evaluation{'s' if self.evaluations != 1 else ''}"
+                if self.pooled else "")
         lines = [f"ARC voting: {self.rows:,} augmented predictions for {self.tasks:,} tasks "
-                 f"({self.test_inputs:,} labelled test inputs)", header, trm, hrm]
+                 f"({self.test_inputs:,} labelled test inputs){pool}", header, trm, hrm]
         if 2 in self.pass_at:
             lines.append(f"  The papers' number is pass@2: {self.pass_at[2]:.1%} by TRM's count (partial credit per "
                          f"task), {self.task_pass_at[2]:.1%} of tasks fully solved by HRM's; "
@@ -185,8 +223,8 @@ class ArcScores:
 
 class ArcEvaluator:
     """Streams evaluation batches into votes (``update``), then scores them against the test puzzles, writes the
-    Kaggle submission and the ranked candidates. One evaluator per evaluation: the official default pooled every
-    evaluation of a run into one vote, which mixes checkpoints; pooling here is an explicit ``merge``."""
+    Kaggle submission and the ranked candidates. One evaluator per evaluation; a pool (``pool_like``, then ``pool``
+    every evaluation's evaluator into it) is the official run-long evaluator of ``aggregated_voting=True``."""
 
     def __init__(self, names: Sequence[str], test_puzzles: Mapping[str, list[ArcTestInput]],
                  blank_identifier_id: int = 0, pass_ks: Sequence[int] = PASS_KS) -> None:
@@ -196,6 +234,8 @@ class ArcEvaluator:
         self.pass_ks = tuple(pass_ks)
         self.votes = ArcVotes()
         self.padded_rows = 0
+        self.pooled = False       # a pool of whole evaluations (its metrics are named ARC/pooled_*)
+        self.evaluations = 1      # evaluations whose votes these are
         self._variants: dict[int, tuple[str, Variant]] = {}
 
     @classmethod
@@ -237,6 +277,33 @@ class ArcEvaluator:
         self.padded_rows += other.padded_rows
         return self
 
+    def pool_like(self) -> ArcEvaluator:
+        """An empty pool for evaluations on the same test puzzles (no evaluation in it yet)."""
+        pool = ArcEvaluator(self.names, self.test_puzzles, self.blank_identifier_id, self.pass_ks)
+        pool.pooled, pool.evaluations = True, 0
+        return pool
+
+    def pool(self, other: ArcEvaluator) -> ArcEvaluator:
+        """Add a whole evaluation's votes (all its ranks', see ``gathered``) to this pool; returns self. Pooling
+        evaluations equals one vote over all their predictions, as the official evaluator that never clears them."""
+        if not self.pooled:
+            raise ValueError("pool() adds to a pool made by pool_like(); merge() joins the ranks of one evaluation")
+        if list(other.names) != list(self.names) or other.test_puzzles.keys() != self.test_puzzles.keys():
+            raise DataError("cannot pool ARC votes of evaluations on different datasets (their identifiers.json or "
+                            "test puzzles differ)")
+        self.merge(other)
+        self.evaluations += other.evaluations
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        """A pool's votes for a checkpoint (train_state.pt), so that a resumed run pools as an uninterrupted one."""
+        return {"votes": self.votes.state_dict(), "padded_rows": self.padded_rows, "evaluations": self.evaluations}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.votes = ArcVotes.from_state_dict(state["votes"])
+        self.padded_rows = int(state["padded_rows"])
+        self.evaluations = int(state["evaluations"])
+
     def metrics(self) -> dict[str, float]:
         """ARC/pass@K over every rank's votes (an evaluation observer's result; every rank calls it)."""
         return self.gathered().scores().metrics()
@@ -255,6 +322,7 @@ class ArcEvaluator:
         parts: list[Any] = [None] * dist.get_world_size()
         dist.all_gather_object(parts, (self.votes, self.padded_rows))
         merged = ArcEvaluator(self.names, self.test_puzzles, self.blank_identifier_id, self.pass_ks)
+        merged.pooled, merged.evaluations = self.pooled, self.evaluations
         for votes, padded in parts:
             merged.votes.merge(votes)
             merged.padded_rows += padded
@@ -292,7 +360,7 @@ class ArcEvaluator:
                          task_pass_at={k: whole[k] / tasks if tasks else 0.0 for k in self.pass_ks},
                          tasks=tasks, test_inputs=inputs, unlabelled=unlabelled, without_votes=without_votes,
                          rows=self.votes.rows, padded_rows=self.padded_rows, unmatched_rows=unmatched,
-                         per_input_right=right)
+                         per_input_right=right, pooled=self.pooled, evaluations=self.evaluations)
 
     def submission(self) -> dict[str, list[dict[str, Grid]]]:
         """Kaggle ``submission.json``: two attempts for every test input of every task, in order. The attempts are

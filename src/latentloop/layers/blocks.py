@@ -1,4 +1,4 @@
-"""The one block library every model uses (official-implementations.md §3).
+"""The one block library every model uses (the official HRM/TRM `models/layers.py`, `models/common.py`).
 
 Post-norm Transformer blocks with weightless fp32 RMSNorm, bias-free linears, SwiGLU, RoPE and non-causal SDPA
 attention, plus the token-mixing SwiGLU of TRM-MLP. Weights are stored in fp32 and cast to the activation dtype at use,

@@ -45,11 +45,13 @@ def check_config(cfg: ModelConfig) -> None:
 
 
 def build_model(cfg: ModelConfig) -> ACT:
-    """Build the ACT-wrapped model named by cfg.arch; act_continue selects HRM's halting and Q-continue target."""
+    """Build the ACT-wrapped model named by cfg.arch; act_continue selects HRM's halting and Q-continue target,
+    halt_vs_continue the same halting without the target (the official transformers_baseline)."""
     check_config(cfg)
     inner = ARCHITECTURES[cfg.arch](cfg)
-    return ACT(inner, N_sup=cfg.N_sup, exploration_prob=cfg.halt_exploration_prob,
-               halt_rule="q_halt_vs_continue" if cfg.act_continue else "q_halt", q_continue_target=cfg.act_continue)
+    halt_rule = "q_halt_vs_continue" if cfg.act_continue or cfg.halt_vs_continue else "q_halt"
+    return ACT(inner, N_sup=cfg.N_sup, exploration_prob=cfg.halt_exploration_prob, halt_rule=halt_rule,
+               q_continue_target=cfg.act_continue)
 
 
 def count_parameters(model) -> int:

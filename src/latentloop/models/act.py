@@ -1,4 +1,5 @@
-"""Deep supervision with adaptive computation time (official-implementations.md §6).
+"""Deep supervision with adaptive computation time (the ACT wrapper's `forward` in HRM
+`models/hrm/hrm_act_v1.py` and TRM `models/recursive_reasoning/trm.py`, with `ACTLossHead` in `models/losses.py`).
 
 The carry travels across training batches: rows that halted are replaced by the same rows of the new batch and start
 from the initial state; rows still thinking keep their example and their state. One call = one supervision step =

@@ -97,6 +97,8 @@ class ModelConfig:
     halt_exploration_prob: float = 0.1
     act_continue: bool = False      # HRM's ACT: halt when q_halt > q_continue, train q_continue (official:
                                     # not no_ACT_continue); costs one more forward pass per step
+    halt_vs_continue: bool = False  # halt when q_halt > q_continue without training q_continue, as the official
+                                    # transformers_baseline does (its q_continue stays near its init); else q_halt > 0
     one_step_grad: bool = False     # TRM ablation: backprop only the last z and y updates (HRM's 1-step gradient)
     separate_nets: bool = False     # TRM ablation: y is updated by its own network (f_H), z by `net` (f_L)
     z_mode: str = "yz"              # TRM ablation (Table 2): yz | single (only z) | multiscale (num_z latents)

@@ -9,7 +9,7 @@ import torch
 
 from latentloop.config import apply_overrides, load_preset
 from latentloop.models import ACT, build_model, count_parameters, describe
-from latentloop.models.official import dataset_metadata
+from latentloop.models.official_weights import dataset_metadata
 
 
 @dataclass

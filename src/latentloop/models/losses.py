@@ -1,4 +1,4 @@
-"""Losses of the official loss head (official-implementations.md §7): stablemax or softmax cross-entropy, a
+"""Losses of the official loss head (`ACTLossHead` in HRM/TRM `models/losses.py`): stablemax or softmax cross-entropy, a
 per-sequence mean over supervised tokens, and 0.5 x the halting BCE (plus the Q-continue BCE for HRM)."""
 
 from __future__ import annotations

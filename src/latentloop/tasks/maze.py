@@ -13,11 +13,14 @@ from typing import Any
 import numpy as np
 
 from latentloop.data import maze
-from latentloop.data.grids import NUM_DIHEDRAL
+from latentloop.data.grids import NUM_DIHEDRAL, dihedral
 from latentloop.errors import ConfigError, DataError
 from latentloop.tasks import register
+from latentloop.tasks.augmentation import CellPermutation
 from latentloop.tasks.base import GridStyle, Log, Task, TaskOptions, ViewerStyle, sum_over_ranks
 
+DIHEDRAL_NAMES = ("identity", "rotate-90", "rotate-180", "rotate-270", "flip-left-right", "flip-up-down", "transpose",
+                  "anti-transpose")    # in the numbering of latentloop.data.grids.dihedral
 COLORS = {maze.WALL: "#2d3436", maze.OPEN: "white", maze.START: "#27ae60", maze.GOAL: "#e74c3c", maze.PATH: "#74b9ff"}
 
 
@@ -188,6 +191,18 @@ class MazeTask(Task):
 
     def givens(self, puzzle: np.ndarray) -> np.ndarray:
         return np.asarray(puzzle).reshape(-1) != maze.OPEN
+
+    # --- augmentations ----------------------------------------------------------------------------------------------
+
+    def augmentation_count(self) -> int:
+        """The 8 symmetries of the square: each maps walls, S, G and every shortest path to those of the image."""
+        return NUM_DIHEDRAL
+
+    def random_augmentation(self, rng: np.random.Generator, index: int) -> CellPermutation:
+        """A non-identity dihedral image, the builder's (`--aug`) transform, as a map of cells."""
+        transform = int(rng.integers(1, NUM_DIHEDRAL))
+        cells = dihedral(np.arange(self.seq_len).reshape(self.size, self.size), transform).reshape(-1)
+        return CellPermutation(DIHEDRAL_NAMES[transform], cells, np.arange(self.vocab_size))
 
     # --- pictures and metrics ---------------------------------------------------------------------------------------
 

@@ -4,14 +4,16 @@ Encoding and length generalisation: `latentloop.tasks.sequence`."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from latentloop.tasks import register
-from latentloop.tasks.sequence import END, FIRST_SYMBOL, SequenceOptions, SequenceTask
+from latentloop.tasks.augmentation import Augmentation
+from latentloop.tasks.sequence import END, FIRST_SYMBOL, SequenceOptions, SequenceTask, lengths_of
 
-__all__ = ["END", "SortOptions", "SortTask", "sorted_tokens"]
+__all__ = ["END", "ShuffledPositions", "SortOptions", "SortTask", "sorted_tokens"]
 
 
 @dataclass
@@ -26,6 +28,31 @@ def sorted_tokens(tokens: np.ndarray) -> np.ndarray:
     out = np.sort(np.where(tokens >= FIRST_SYMBOL, tokens, big), axis=-1)
     out[out == big] = END
     return out
+
+
+class ShuffledPositions(Augmentation):
+    """Reorder the numbers of each list: the sorted answer is the same, so answers map to themselves both ways.
+
+    `order` is a permutation of the positions 0..max_length-1; a list of L numbers takes its positions in that
+    order, skipping those >= L, so one transform applies to lists of every length and END stays at the end."""
+
+    def __init__(self, name: str, order: np.ndarray) -> None:
+        self.name = name
+        self.order = np.asarray(order, dtype=np.int64)
+        self.rank = np.argsort(self.order)      # where each position comes in `order`
+
+    def key(self) -> bytes:
+        return b"" if np.array_equal(self.order, np.arange(len(self.order))) else self.order.tobytes()
+
+    def puzzles(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows)
+        positions = np.arange(rows.shape[-1])
+        # Positions inside the list sort by rank; those past its end keep their place after them.
+        keys = np.where(positions < lengths_of(rows)[..., None], self.rank, len(positions) + positions)
+        return np.take_along_axis(rows, np.argsort(keys, axis=-1, kind="stable"), axis=-1)
+
+    def answers(self, rows: np.ndarray) -> np.ndarray:
+        return np.array(rows, copy=True)
 
 
 @register
@@ -44,3 +71,10 @@ class SortTask(SequenceTask):
 
     def answer_tokens(self, tokens: np.ndarray) -> np.ndarray:
         return sorted_tokens(tokens)
+
+    def augmentation_count(self) -> int:
+        """Every order of the max_length positions (a list of L numbers sees L! different ones)."""
+        return math.factorial(self.max_length)
+
+    def random_augmentation(self, rng: np.random.Generator, index: int) -> ShuffledPositions:
+        return ShuffledPositions(f"shuffle-{index}", rng.permutation(self.max_length))

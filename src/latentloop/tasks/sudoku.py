@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from latentloop.data import sudoku
+from latentloop.data import sudoku_augment, sudoku_build, sudoku_grid, sudoku_solver
 from latentloop.errors import DataError
 from latentloop.tasks import register
+from latentloop.tasks.augmentation import CellPermutation
 from latentloop.tasks.base import GridStyle, Log, Task, TaskOptions, ViewerStyle
 
 
@@ -38,7 +39,7 @@ class SudokuTask(Task):
                 False: "NOT valid: it breaks a rule or changes a given"}
 
     def __init__(self, size: int = 9, box: list[int] | tuple[int, int] | None = None) -> None:
-        self.shape = sudoku.shape_for_size(size, tuple(box) if box else None)
+        self.shape = sudoku_grid.shape_for_size(size, tuple(box) if box else None)
 
     def params(self) -> dict[str, Any]:
         return {"size": self.shape.size, "box": [self.shape.box_rows, self.shape.box_cols]}
@@ -67,10 +68,10 @@ class SudokuTask(Task):
     @classmethod
     def build_from_args(cls, args: argparse.Namespace, log: Log) -> str:
         if args.csv:
-            return str(sudoku.build_from_csv(args.csv, args.out, test_csv=args.test_csv,
-                                             test_fraction=args.test_fraction, subsample_size=args.subsample_size,
-                                             num_aug=args.num_aug, min_rating=args.min_rating or None,
-                                             seed=args.seed))
+            return str(sudoku_build.build_from_csv(args.csv, args.out, test_csv=args.test_csv,
+                                                   test_fraction=args.test_fraction,
+                                                   subsample_size=args.subsample_size, num_aug=args.num_aug,
+                                                   min_rating=args.min_rating or None, seed=args.seed))
         options = cls.options_from_args(args)
         return cls._generate(Path(args.out), options, workers=args.workers)
 
@@ -83,8 +84,9 @@ class SudokuTask(Task):
 
     @staticmethod
     def _generate(out: Path, o: SudokuOptions, **kwargs: Any) -> str:
-        return str(sudoku.build_generated(out, sudoku.shape_for_size(o.size), o.num_train, o.num_test, seed=o.seed,
-                                          num_aug=o.num_aug, min_rating=o.min_rating, progress=True, **kwargs))
+        return str(sudoku_build.build_generated(out, sudoku_grid.shape_for_size(o.size), o.num_train, o.num_test,
+                                                seed=o.seed, num_aug=o.num_aug, min_rating=o.min_rating,
+                                                progress=True, **kwargs))
 
     @classmethod
     def infer(cls, meta: Any, data_path: Path | None) -> Task | None:
@@ -103,13 +105,13 @@ class SudokuTask(Task):
     # --- one puzzle -------------------------------------------------------------------------------------------------
 
     def parse(self, text: str, where: str = "puzzle") -> np.ndarray:
-        return sudoku.parse_puzzle(text, self.shape, where=where)
+        return sudoku_grid.parse_puzzle(text, self.shape, where=where)
 
     def read(self, source: str) -> list[np.ndarray]:
         """One puzzle from a string or a grid file, or many from a file with one puzzle per line or a CSV."""
         path = Path(source)
         if path.is_file() and path.suffix == ".csv":
-            return list(sudoku.read_csv(path, self.shape)[0])
+            return list(sudoku_build.read_csv(path, self.shape)[0])
         if not path.is_file() or path.suffix == ".json":
             return super().read(source)
         try:
@@ -123,38 +125,55 @@ class SudokuTask(Task):
         return [self.parse("\n".join(lines), str(path))]
 
     def encode(self, puzzles: list[np.ndarray]) -> np.ndarray:
-        return sudoku.to_tokens(np.stack(puzzles)).astype(np.int64)
+        return sudoku_grid.to_tokens(np.stack(puzzles)).astype(np.int64)
 
     def decode(self, tokens: np.ndarray) -> np.ndarray:
-        return sudoku.from_tokens(tokens, self.shape)
+        return sudoku_grid.from_tokens(tokens, self.shape)
 
     def check(self, puzzle: np.ndarray, answer: np.ndarray) -> bool:
-        return sudoku.is_valid_solution(answer, puzzle, self.shape)
+        return sudoku_solver.is_valid_solution(answer, puzzle, self.shape)
 
     def format(self, answer: np.ndarray) -> str:
-        return sudoku.format_grid(answer, self.shape)
+        return sudoku_grid.format_grid(answer, self.shape)
 
     def one_line(self, answer: np.ndarray) -> str:
-        return sudoku.to_string(answer)
+        return sudoku_grid.to_string(answer)
 
     def reference(self, puzzle: np.ndarray) -> np.ndarray | None:
         """The exact solver's answer as tokens when the puzzle has exactly one solution, else None."""
-        found = sudoku.solve(puzzle, self.shape, limit=2).solutions
-        return sudoku.to_tokens(found[0]).astype(np.int64) if len(found) == 1 else None
+        found = sudoku_solver.solve(puzzle, self.shape, limit=2).solutions
+        return sudoku_grid.to_tokens(found[0]).astype(np.int64) if len(found) == 1 else None
 
     def givens(self, puzzle: np.ndarray) -> np.ndarray:
         return np.asarray(puzzle).reshape(-1) != 0
+
+    # --- augmentations ----------------------------------------------------------------------------------------------
+
+    def augmentation_count(self) -> int:
+        """Digit relabellings x band, row-in-band, stack and column-in-stack orders (x 2 for the transposition,
+        square boxes only): every such map is a different map of cells and digits."""
+        size, rows, cols = self.shape.size, self.shape.box_rows, self.shape.box_cols
+        lines = math.factorial(size // rows) * math.factorial(rows) ** (size // rows)
+        lines *= math.factorial(size // cols) * math.factorial(cols) ** (size // cols)
+        return math.factorial(size) * lines * (2 if rows == cols else 1)
+
+    def random_augmentation(self, rng: np.random.Generator, index: int) -> CellPermutation:
+        """The builders' transform (`latentloop.data.sudoku_augment.random_maps`) as a map of token rows: PAD and
+        blank stay, digit d becomes digits[d]."""
+        cells, digits = sudoku_augment.random_maps(self.shape, rng, 1)
+        tokens = np.concatenate([[sudoku_grid.PAD_TOKEN], digits[0].astype(np.int64) + sudoku_grid.BLANK_TOKEN])
+        return CellPermutation(f"sudoku-{index}", cells[0], tokens)
 
     # --- pictures ---------------------------------------------------------------------------------------------------
 
     def style(self) -> GridStyle:
         size = self.shape.size
-        return GridStyle(rows=size, cols=size, text=lambda t: sudoku.DIGIT_CHARS[t - 2] if t >= 2 else "",
+        return GridStyle(rows=size, cols=size, text=lambda t: sudoku_grid.DIGIT_CHARS[t - 2] if t >= 2 else "",
                          color=lambda t: "white", box=(self.shape.box_rows, self.shape.box_cols))
 
     def viewer_style(self) -> ViewerStyle:
-        digits = [sudoku.DIGIT_CHARS[d] for d in range(self.shape.size)]
-        return ViewerStyle(labels=["", "."] + digits, cols=self.shape.size, blank=sudoku.BLANK_TOKEN)
+        digits = [sudoku_grid.DIGIT_CHARS[d] for d in range(self.shape.size)]
+        return ViewerStyle(labels=["", "."] + digits, cols=self.shape.size, blank=sudoku_grid.BLANK_TOKEN)
 
 
 def _looks_like_mazes(data_path: Path) -> bool:

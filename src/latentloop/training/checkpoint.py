@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from latentloop.config import RunConfig
 from latentloop.errors import CheckpointError, ConfigError
 from latentloop.models import ACT, build_model
-from latentloop.models.official import load_official_checkpoint
+from latentloop.models.official_weights import load_official_checkpoint
 from latentloop.paths import ensure_output_dir
 
 WEIGHTS = "model.safetensors"
@@ -190,7 +190,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", *, con
     """Rebuild the model from a checkpoint (see resolve_checkpoint) and load its evaluation weights.
 
     A file other than model.safetensors is read as a checkpoint of the official HRM/TRM code (e.g. `step_12345`),
-    with `config` (default: the all_config.yaml beside it) and `data` (sizes RoPE models): see models/official.py.
+    with `config` (default: the all_config.yaml beside it) and `data` (sizes RoPE models): see
+    models/official_weights.py.
     """
     if Path(path).is_file() and Path(path).name != WEIGHTS:
         return load_official_checkpoint(path, config=config, data=data, device=device)

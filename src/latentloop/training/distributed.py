@@ -1,4 +1,4 @@
-"""Data-parallel training on PyTorch's own collectives, as in the official code (official-implementations.md §8.4).
+"""Data-parallel training on PyTorch's own collectives, as in the official HRM/TRM `pretrain.py`.
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; the process group uses NCCL on GPUs and gloo on CPUs. There is no DDP
 wrapper: rank 0's parameters and buffers are broadcast once, each rank back-propagates the loss of its slice divided

@@ -1,4 +1,4 @@
-"""Exponential moving average of the trainable weights (TRM's `ema.py`, official-implementations.md §8.3).
+"""Exponential moving average of the trainable weights (the official TRM `models/ema.py`, `EMAHelper`).
 
 TRM evaluates and checkpoints the averaged weights (the paper's ablation: 87.4% with EMA vs 79.9% without on Sudoku).
 Only `named_parameters()` are averaged: buffers such as the fixed initial states and the puzzle-embedding table, which

@@ -1,14 +1,18 @@
 """The training loop, in one place (nanoGPT style): data, model, optimizers, deep supervision, evaluation, saving.
 
-One optimizer step = one supervision step of the ACT carry (official-implementations.md §6): the loss of every row
-is summed, divided by the global batch size and back-propagated; AdamATan2 updates the dense weights and sign-SGD the
-puzzle-embedding rows the batch touched; the EMA follows the raw weights and is what gets evaluated and saved.
+One optimizer step = one supervision step of the ACT carry (the official `train_batch` in `pretrain.py`): the loss
+of every row is summed, divided by the global batch size and back-propagated; AdamATan2 updates the dense weights and
+sign-SGD the puzzle-embedding rows the batch touched; the EMA follows the raw weights and is what gets evaluated and
+saved.
+A run is total_steps optimizer steps (run_schedule=steps), or the official pretrain.py's loop (run_schedule=iterations):
+whole sampler iterations of eval_interval epochs, each followed by an evaluation, where the batches past total_steps
+update only the EMA.
 
 Under torchrun each rank trains its contiguous slice of the global batch and the gradients are summed across ranks
-(distributed.py, §7-§8). With grad_accum_steps=k each rank's slice is cut again into k micro-batches of rows, each
-with its own part of the ACT carry, and their gradients add up before the one optimizer step. Either way every row
-sees the same data, carry and exploration draws as in one process, so the run follows the single-process trajectory
-up to floating-point summation order.
+(distributed.py, as the official `pretrain.py` does). With grad_accum_steps=k each rank's slice is cut again into k
+micro-batches of rows, each with its own part of the ACT carry, and their gradients add up before the one optimizer
+step. Either way every row sees the same data, carry and exploration draws as in one process, so the run follows the
+single-process trajectory up to floating-point summation order.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +40,7 @@ from latentloop.data.format import read_split
 from latentloop.data.sampler import GroupSampler
 from latentloop.errors import ConfigError, DataError, LatentloopError
 from latentloop.evaluation.evaluate import EvalResult, evaluate
+from latentloop.layers.puzzle_embedding import PuzzleEmbeddingSignSGD
 from latentloop.models import Carry, build_model, count_parameters
 from latentloop.models.losses import LOSSES, act_loss
 from latentloop.paths import ensure_output_dir
@@ -46,8 +51,12 @@ from latentloop.training.distributed import Distributed, example_range
 from latentloop.training.ema import EMA
 from latentloop.training.loggers import MetricLogger
 from latentloop.training.memory import GIB, MemoryEstimate, estimate_memory, format_bytes
-from latentloop.training.optim import AdamATan2, PuzzleEmbeddingSignSGD, lr_at
+from latentloop.training.optim import AdamATan2, lr_at
 
+if TYPE_CHECKING:
+    from latentloop.evaluation.arc import ArcEvaluator
+
+RUN_SCHEDULES = ("steps", "iterations")   # train.run_schedule: latentloop's, or the official loop's
 EVAL_METRICS = ("exact_accuracy", "accuracy", "q_halt_accuracy", "lm_loss", "steps")
 
 
@@ -99,14 +108,21 @@ def _metric_name(key: str) -> str:
 
 def _check_settings(t: TrainConfig) -> None:
     """Reject settings that would otherwise fail late, or with a traceback, before any work starts."""
+    from latentloop.evaluation.arc import ARC_VOTES, metric_names as arc_metric_names
+
     validate_train_config(t)  # every numeric field's range (config.TRAIN_RANGES)
     if t.loss not in LOSSES:
         raise ConfigError(f"unknown loss {t.loss!r}; use one of {', '.join(LOSSES)}")
     if t.epochs % t.eval_interval:
         raise ConfigError(f"epochs ({t.epochs}) must be a multiple of eval_interval ({t.eval_interval})")
-    if t.keep_best and _metric_name(t.keep_best) not in EVAL_METRICS:
+    if t.keep_best and _metric_name(t.keep_best) not in EVAL_METRICS + arc_metric_names():
         raise ConfigError(f"keep_best={t.keep_best!r} is not an evaluation metric; use one of "
-                          f"{', '.join(EVAL_METRICS)} (or \"\" to keep only the newest)")
+                          f"{', '.join(EVAL_METRICS)}, ARC/pass@2 or ARC/pooled_pass@2 (or \"\" to keep only the "
+                          f"newest)")
+    if t.run_schedule not in RUN_SCHEDULES:
+        raise ConfigError(f"run_schedule must be one of {', '.join(RUN_SCHEDULES)}, not {t.run_schedule!r}")
+    if t.arc_votes not in ARC_VOTES:
+        raise ConfigError(f"arc_votes must be one of {', '.join(ARC_VOTES)}, not {t.arc_votes!r}")
 
 
 def _check_memory(memory: MemoryEstimate, t: TrainConfig, local_batch: int) -> None:
@@ -218,6 +234,7 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
     task = _task_of_data(t.data_path, train_meta.task, cfg.data.task, log if job.is_main else lambda _: None)
     if task is not None:  # saved with every checkpoint: solve, view and eval rebuild the task from it
         cfg.task = {"name": task.name, "params": task.params()}
+    pool = _arc_pool(t, task, test_split, test_meta, log)
     local_batch = t.global_batch_size // job.world_size
     micro = local_batch // t.grad_accum_steps
     loss_fn = LOSSES[t.loss]
@@ -253,74 +270,93 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
 
     if resume:
         step, resumed_carry, window, elapsed = _restore(run_dir, model, optimizer, sparse_opt, ema, sampler,
-                                                        explore_rng)
+                                                        explore_rng, pool)
         log(f"resumed {run_dir} at step {step}")
+        if pool is not None and not pool.evaluations and step >= steps_per_eval:
+            log("the checkpoint holds no pooled ARC votes (it was saved with arc_votes=per_eval): "
+                "ARC/pooled_pass@K pools from the next evaluation on")
     ranks = f" x {job.world_size} ranks" if job.world_size > 1 else ""
     log(f"{cfg.name}: {cfg.model.arch} with {num_params:,} parameters on {device}{ranks}, "
         f"{train_split.num_examples:,} training examples, {test_split.num_examples:,} test examples, "
         f"{total_steps:,} steps")
     log(memory.report())
+    by_iterations = t.run_schedule == "iterations"
+    total_iters = t.epochs // t.eval_interval
+    planned = total_steps
+    if by_iterations:  # the official pretrain.py: every iteration runs to its end, then evaluates
+        planned = sum(sampler.iteration_length(i) for i in range(total_iters))
+        log(_iterations_note(planned, total_steps, total_iters, t))
     logger = None
     if job.is_main:
         logger = MetricLogger(run_dir, t.logger, config=cfg.to_dict(), resume_step=step if resume else None)
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     start = time.time() - elapsed
     final_eval: EvalResult | None = None
-    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not (progress and job.is_main),
+    bar = tqdm(total=planned, initial=step, desc="train", unit="step", disable=not (progress and job.is_main),
                dynamic_ncols=True)
     batches = iter(sampler)
+    lr = 0.0  # set by every trained step (a run resumed past total_steps logs no train records)
     try:
-        while step < total_steps:
-            batch = {k: torch.as_tensor(v, device=device) for k, v in next(batches).items()}
-            micro_batches = [{k: v[i * micro:(i + 1) * micro] for k, v in batch.items()}
-                             for i in range(t.grad_accum_steps)]
-            if carries is None:
-                carries = ([model.initial_carry(b) for b in micro_batches] if resumed_carry is None
-                           else _split_carry(resumed_carry, first_row, micro, t.grad_accum_steps, device))
+        while (_iterations_done(sampler) < total_iters) if by_iterations else step < total_steps:
+            host_batch = next(batches)
             step += 1
-            lr = lr_at(step, t.lr, t.lr_warmup_steps, total_steps, t.lr_min_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            if sparse_opt is not None:
-                for group in sparse_opt.param_groups:
-                    group["lr"] = lr_at(step, t.puzzle_emb_lr, t.lr_warmup_steps, total_steps, t.lr_min_ratio)
+            if step <= total_steps:
+                batch = {k: torch.as_tensor(v, device=device) for k, v in host_batch.items()}
+                micro_batches = [{k: v[i * micro:(i + 1) * micro] for k, v in batch.items()}
+                                 for i in range(t.grad_accum_steps)]
+                if carries is None:
+                    carries = ([model.initial_carry(b) for b in micro_batches] if resumed_carry is None
+                               else _split_carry(resumed_carry, first_row, micro, t.grad_accum_steps, device))
+                lr = lr_at(step, t.lr, t.lr_warmup_steps, total_steps, t.lr_min_ratio)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                if sparse_opt is not None:
+                    for group in sparse_opt.param_groups:
+                        group["lr"] = lr_at(step, t.puzzle_emb_lr, t.lr_warmup_steps, total_steps, t.lr_min_ratio)
 
-            explore_state = explore_rng.get_state()
-            sums: dict[str, torch.Tensor] = {}
-            try:
-                for i, micro_batch in enumerate(micro_batches):
-                    explore_rng.set_state(explore_state)  # each micro-batch takes its rows of the same draw
-                    carries[i], outputs = model(carries[i], micro_batch, generator=explore_rng,
-                                                rows=(first_row + i * micro, t.global_batch_size))
-                    loss, metrics = act_loss(outputs, carries[i].data["labels"], carries[i].halted,
-                                             carries[i].steps, loss_fn)
-                    (loss / t.global_batch_size).backward()
-                    if sparse_opt is not None:
-                        sparse_opt.collect()
-                    for key, value in {"total_loss": loss.detach(), **metrics}.items():
-                        sums[key] = sums[key] + value.double() if key in sums else value.double()
-            except RuntimeError as exc:
-                if not _is_out_of_memory(exc):
-                    raise
-                raise LatentloopError(_out_of_memory_message(step, t, local_batch, memory)) from None
-            flag = torch.tensor(1.0 if stop.signal_name else 0.0, dtype=torch.float64, device=device)
-            reduced = job.all_reduce_sum(torch.stack([*sums.values(), flag])).tolist()
-            values = dict(zip(sums, reduced))
-            stopping = reduced[-1] > 0
-            total_loss = values.pop("total_loss")
-            if not math.isfinite(total_loss):
-                raise LatentloopError(f"loss became {total_loss} at step {step}; stopped before the update, the last "
-                                      f"good checkpoint is in {run_dir / 'checkpoints'}")
-            job.all_reduce_gradients(list(model.parameters()))
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if sparse_opt is not None:
-                sparse_opt.step()
-                sparse_opt.zero_grad()
-            if ema is not None:
-                ema.update(model)
+                explore_state = explore_rng.get_state()
+                sums: dict[str, torch.Tensor] = {}
+                try:
+                    for i, micro_batch in enumerate(micro_batches):
+                        explore_rng.set_state(explore_state)  # each micro-batch takes its rows of the same draw
+                        carries[i], outputs = model(carries[i], micro_batch, generator=explore_rng,
+                                                    rows=(first_row + i * micro, t.global_batch_size))
+                        loss, metrics = act_loss(outputs, carries[i].data["labels"], carries[i].halted,
+                                                 carries[i].steps, loss_fn)
+                        (loss / t.global_batch_size).backward()
+                        if sparse_opt is not None:
+                            sparse_opt.collect()
+                        for key, value in {"total_loss": loss.detach(), **metrics}.items():
+                            sums[key] = sums[key] + value.double() if key in sums else value.double()
+                except RuntimeError as exc:
+                    if not _is_out_of_memory(exc):
+                        raise
+                    raise LatentloopError(_out_of_memory_message(step, t, local_batch, memory)) from None
+                flag = torch.tensor(1.0 if stop.signal_name else 0.0, dtype=torch.float64, device=device)
+                reduced = job.all_reduce_sum(torch.stack([*sums.values(), flag])).tolist()
+                values = dict(zip(sums, reduced))
+                stopping = reduced[-1] > 0
+                total_loss = values.pop("total_loss")
+                if not math.isfinite(total_loss):
+                    raise LatentloopError(f"loss became {total_loss} at step {step}; stopped before the update, the "
+                                          f"last good checkpoint is in {run_dir / 'checkpoints'}")
+                job.all_reduce_gradients(list(model.parameters()))
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if sparse_opt is not None:
+                    sparse_opt.step()
+                    sparse_opt.zero_grad()
+                if ema is not None:
+                    ema.update(model)
 
-            _accumulate(window, values, t.global_batch_size)
+                _accumulate(window, values, t.global_batch_size)
+            else:  # the official loop past total_steps: the batch is counted, not trained on; the EMA moves
+                if carries is None:  # resumed here: the carry still has to be saved
+                    carries = _split_carry(resumed_carry, first_row, micro, t.grad_accum_steps, device)
+                flag = torch.tensor([1.0 if stop.signal_name else 0.0], dtype=torch.float64, device=device)
+                stopping = job.all_reduce_sum(flag).item() > 0
+                if ema is not None:
+                    ema.update(model)
             bar.update(1)
             if step % t.log_interval == 0 or step == total_steps:
                 record = _flush(window, step, lr, time.time() - start)
@@ -332,9 +368,10 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
                                     exact=f"{record['train/exact_accuracy']:.3f}",
                                     steps=f"{record['train/steps']:.1f}")
 
-            evaluating = step % steps_per_eval == 0 or step == total_steps
+            evaluating = (_iteration_ended(sampler) if by_iterations
+                          else step % steps_per_eval == 0 or step == total_steps)
             if evaluating:
-                final_eval = _evaluate(cfg, task, model, ema, test_split, test_meta, job)
+                final_eval = _evaluate(cfg, task, model, ema, test_split, test_meta, job, pool)
                 record = {"step": step, "time": round(time.time() - start, 2),
                           **{f"eval/{k}": v for k, v in final_eval.summary().items()},
                           "eval/per_step_exact_accuracy": final_eval.per_step_exact_accuracy}
@@ -345,7 +382,7 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
                               f"(cells {final_eval.accuracy:.1%}) on {final_eval.num_examples:,} puzzles")
             if evaluating or stopping or (t.checkpoint_interval and step % t.checkpoint_interval == 0):
                 saved = _save(cfg, run_dir, step, model, optimizer, sparse_opt, ema, sampler, explore_rng, carries,
-                              window, time.time() - start, job, final_eval.summary() if evaluating else None)
+                              window, time.time() - start, job, final_eval.summary() if evaluating else None, pool)
             if stopping:
                 job.barrier()  # every rank leaves together, after rank 0 has written the checkpoint
                 log(f"stopped by {stop.signal_name or 'another rank'} at step {step}: saved {saved}; continue "
@@ -357,6 +394,28 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
             logger.close()
     return TrainResult(run_dir=run_dir, steps=step, seconds=time.time() - start, num_params=num_params,
                        final_eval=final_eval, history=history, rank=job.rank)
+
+
+def _iteration_ended(sampler: GroupSampler) -> bool:
+    """Whether the batch just taken was the last of its iteration (the official loop evaluates there)."""
+    return sampler.batch_in_iteration == sampler.iteration_length(sampler.iteration)
+
+
+def _iterations_done(sampler: GroupSampler) -> int:
+    """Sampler iterations taken to their end."""
+    return sampler.iteration + _iteration_ended(sampler)
+
+
+def _iterations_note(batches: int, total_steps: int, iterations: int, t: TrainConfig) -> str:
+    """What run_schedule=iterations does to this run: the batches past total_steps that only move the EMA, or
+    the optimizer steps the run ends short of total_steps."""
+    text = f"run_schedule=iterations: {iterations} iterations of {t.eval_interval} epochs are {batches:,} batches; "
+    if batches <= total_steps:
+        return text + f"the run ends after {batches:,} of the {total_steps:,} steps the schedule plans"
+    extra = batches - total_steps
+    moved = (f"; the final EMA moves {1 - t.ema_rate ** extra:.1%} of the way to the last raw weights"
+             if t.ema else "")
+    return text + f"the last {extra:,} only count and update the EMA{moved}"
 
 
 def _accumulate(window: dict[str, float], metrics: dict[str, float], global_batch_size: int) -> None:
@@ -408,8 +467,25 @@ def _task_of_data(data_path: str, named: str | None, name: str, log) -> Task | N
         return None
 
 
-def _evaluate(cfg: RunConfig, task: Task | None, model, ema: EMA | None, split, meta, job: Distributed) -> EvalResult:
-    """Each rank evaluates a contiguous share of the test examples; the results are combined on every rank."""
+def _arc_pool(t: TrainConfig, task: Task | None, split, meta, log) -> ArcEvaluator | None:
+    """With arc_votes="pooled", the run-long pool of ARC votes that every evaluation joins: the official TRM
+    evaluator, made once per run, which never clears its votes (aggregated_voting=True)."""
+    from latentloop.evaluation.arc import ArcEvaluator
+
+    if t.arc_votes != "pooled":
+        return None
+    observer = task.metrics(Path(t.data_path), split, meta) if task is not None else None
+    if not isinstance(observer, ArcEvaluator):
+        log("arc_votes=pooled has no effect: this dataset has no ARC test puzzles to vote on")
+        return None
+    return observer.pool_like()
+
+
+def _evaluate(cfg: RunConfig, task: Task | None, model, ema: EMA | None, split, meta, job: Distributed,
+              pool: ArcEvaluator | None = None) -> EvalResult:
+    """Each rank evaluates a contiguous share of the test examples; the results are combined on every rank. With
+    a pool, this evaluation's ARC votes (every rank's) join it and both numbers are logged: ARC/pass@K of this
+    evaluation and ARC/pooled_pass@K of every evaluation so far."""
     t = cfg.train
     total = min(split.num_examples, t.eval_max_examples) if t.eval_max_examples else split.num_examples
     start, end = job.rows(total)
@@ -422,7 +498,11 @@ def _evaluate(cfg: RunConfig, task: Task | None, model, ema: EMA | None, split, 
                              on_batch=observer.update if observer is not None else None)
     result = job.reduce_eval(local)
     assert result is not None  # the test split is not empty (checked at start)
-    if observer is not None:
+    if pool is not None:  # then the observer is this dataset's ArcEvaluator too
+        votes = observer.gathered()  # identical on every rank, so every rank's pool stays identical
+        result.metrics.update(votes.scores().metrics())
+        result.metrics.update(pool.pool(votes).scores().metrics())
+    elif observer is not None:
         result.metrics.update(observer.metrics())
     return result
 
@@ -460,7 +540,7 @@ def _carry_state(carries: list[Carry], job: Distributed) -> dict[str, Any]:
 
 def _save(cfg: RunConfig, run_dir: Path, step: int, model, optimizer, sparse_opt, ema: EMA | None, sampler,
           explore_rng: torch.Generator, carries: list[Carry], window: dict[str, float], seconds: float,
-          job: Distributed, metrics: dict[str, Any] | None) -> Path | None:
+          job: Distributed, metrics: dict[str, Any] | None, pool: ArcEvaluator | None = None) -> Path | None:
     """Gather the carry from every rank (a collective, so all ranks call this); rank 0 writes the checkpoint."""
     carry = _carry_state(carries, job)
     if not job.is_main:
@@ -471,17 +551,19 @@ def _save(cfg: RunConfig, run_dir: Path, step: int, model, optimizer, sparse_opt
                    "explore_rng": explore_rng.get_state(), "torch_rng": torch.get_rng_state(),
                    "ema": ema.state_dict() if ema is not None else {},
                    "sparse_optimizer": sparse_opt.state_dict() if sparse_opt is not None else {},
-                   "carry": carry, "window": dict(window), "seconds": seconds}
+                   "carry": carry, "window": dict(window), "seconds": seconds,
+                   "arc_votes": pool.state_dict() if pool is not None else {}}
     t = cfg.train
     return save_checkpoint(run_dir, step, cfg, eval_weights, raw_weights=weights_for_saving(model),
                            train_state=train_state, metrics=metrics, keep=t.keep_last,
                            keep_best=_metric_name(t.keep_best))
 
 
-def _restore(run_dir: Path, model, optimizer, sparse_opt, ema, sampler,
-             explore_rng) -> tuple[int, Carry, dict[str, float], float]:
-    """Load raw weights (with the puzzle-embedding table), optimizer, EMA, sampler, RNG state, the ACT carry and
-    the unlogged metric window; every rank reads the same checkpoint (multi-node runs need a shared run folder)."""
+def _restore(run_dir: Path, model, optimizer, sparse_opt, ema, sampler, explore_rng,
+             pool: ArcEvaluator | None = None) -> tuple[int, Carry, dict[str, float], float]:
+    """Load raw weights (with the puzzle-embedding table), optimizer, EMA, sampler, RNG state, the ACT carry, the
+    unlogged metric window and the pooled ARC votes; every rank reads the same checkpoint (multi-node runs need a
+    shared run folder)."""
     directory = resolve_checkpoint(run_dir)
     state = load_train_state(directory)
     load_weights(model, directory / RAW_WEIGHTS)
@@ -493,6 +575,8 @@ def _restore(run_dir: Path, model, optimizer, sparse_opt, ema, sampler,
     sampler.load_state_dict(state["sampler"])
     explore_rng.set_state(state["explore_rng"])
     torch.set_rng_state(state["torch_rng"])
+    if pool is not None and state.get("arc_votes"):
+        pool.load_state_dict(state["arc_votes"])
     saved = state["carry"]
     carry = Carry(state=type(model.inner.initial_state(1, "cpu"))(**saved["state"]), steps=saved["steps"],
                   halted=saved["halted"], data=saved["data"])

@@ -1,4 +1,4 @@
-"""Checkpoints of the official HRM/TRM code: their key layout, lossless round trips, and clear mismatch errors.
+"""Checkpoints of the official HRM/TRM code: their state-dict layout, lossless round trips, clear mismatch errors.
 
 The layout below is the one `torch.save(model.state_dict())` gives in the official pretrain.py (compiled model wrapped
 in ACTLossHead). Outside the test suite, the mapping was also checked against the official model code itself on CPU
@@ -7,15 +7,17 @@ in ACTLossHead). Outside the test suite, the mapping was also checked against th
 
 import pytest
 import torch
+import yaml
 
 import latentloop
 from latentloop.cli import main
 from latentloop.config import RunConfig
 from latentloop.errors import CheckpointError
 from latentloop.models import ModelConfig, build_model
-from latentloop.models.official import (dump_yaml, load_official_state_dict, official_config, official_to_ours,
-                                        ours_to_official, parse_yaml)
+from latentloop.models.official_config import official_config
+from latentloop.models.official_weights import load_official_state_dict, official_to_ours, ours_to_official
 from latentloop.training.checkpoint import save_checkpoint, weights_for_saving
+from test_models_official_config import HRM_CONFIG
 
 P = "_orig_mod.model.inner."
 
@@ -33,45 +35,6 @@ def official_hrm_state_dict(vocab=6, seq_len=8, ids=1, D=32, layers=1) -> dict[s
                            f"{level}.layers.{i}.mlp.gate_up_proj.weight": (2 * inner, D),
                            f"{level}.layers.{i}.mlp.down_proj.weight": (D, inner)})
     return {P + k: torch.randn(s, generator=g) * 0.3 for k, s in shapes.items()}
-
-
-HRM_CONFIG = """arch:
-  H_cycles: 2
-  H_layers: 1
-  L_cycles: 2
-  L_layers: 1
-  expansion: 4
-  forward_dtype: float32
-  halt_exploration_prob: 0.1
-  halt_max_steps: 3
-  hidden_size: 32
-  loss:
-    loss_type: softmax_cross_entropy
-    name: losses@ACTLossHead
-  name: hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1
-  num_heads: 4
-  pos_encodings: rope
-  puzzle_emb_ndim: 32
-beta1: 0.9
-beta2: 0.95
-checkpoint_every_eval: true
-checkpoint_path: checkpoints/Sudoku-extreme-1k-aug-1000 ACT-torch/HierarchicalReasoningModel_ACTV1
-  amber-dog
-data_path: data/not-here
-epochs: 20000
-eval_interval: 2000
-eval_save_outputs: []
-global_batch_size: 384
-lr: 7.0e-05
-lr_min_ratio: 1.0
-lr_warmup_steps: 2000
-project_name: Sudoku-extreme-1k-aug-1000 ACT-torch
-puzzle_emb_lr: 7.0e-05
-puzzle_emb_weight_decay: 1.0
-run_name: HierarchicalReasoningModel_ACTV1 amber-dog
-seed: 0
-weight_decay: 1.0
-"""
 
 
 def hrm_config() -> ModelConfig:
@@ -123,8 +86,8 @@ TINY = dict(vocab_size=6, seq_len=8, hidden_size=32, num_heads=4, layers=2, T=2,
     (dict(mlp_t=True, pos_encodings="none"), {"L_level.layers.0.mlp_t.gate_up_proj.weight", "L_init"}),
     (dict(z_mode="single"), {"L_init"}),
     (dict(z_mode="multiscale", n=6), {"H_init", "L1_init", "L6_init"}),
-    (dict(arch="baseline", puzzle_emb_len=0, pos_encodings="learned"), {"H_level.layers.1.mlp.down_proj.weight",
-                                                                          "embed_pos.embedding_weight", "H_init"}),
+    (dict(arch="baseline", halt_vs_continue=True, puzzle_emb_len=0, pos_encodings="learned"),
+     {"H_level.layers.1.mlp.down_proj.weight", "embed_pos.embedding_weight", "H_init"}),
 ])
 def test_every_official_class_round_trips(kw, official_names):
     torch.manual_seed(0)
@@ -227,7 +190,7 @@ def test_export_then_eval_with_the_cli(toy_dataset, tmp_path, capsys):
     model = build_model(cfg.model)
     save_checkpoint(tmp_path / "run", 40, cfg, weights_for_saving(model))
     assert main(["export", str(tmp_path / "run"), str(tmp_path / "out")]) == 0
-    raw = parse_yaml((tmp_path / "out" / "all_config.yaml").read_text())
+    raw = yaml.safe_load((tmp_path / "out" / "all_config.yaml").read_text())   # as the official evaluate.py reads it
     assert raw["arch"]["name"] == "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1"
     assert raw["arch"]["mlp_t"] and raw["arch"]["L_cycles"] == 3 and raw["data_paths"] == [str(toy_dataset)]
     exported = torch.load(tmp_path / "out" / "step_40", weights_only=True)
@@ -241,12 +204,3 @@ def test_export_then_eval_with_the_cli(toy_dataset, tmp_path, capsys):
     assert main(["export", str(tmp_path / "run2"), str(tmp_path / "out2")]) == 2
     assert "no official layout" in capsys.readouterr().err
 
-
-def test_yaml_reads_what_pyyaml_writes_and_back():
-    raw = parse_yaml(HRM_CONFIG)
-    assert raw["checkpoint_path"].endswith("HierarchicalReasoningModel_ACTV1 amber-dog")   # folded line
-    assert raw["lr"] == 7e-5 and raw["eval_save_outputs"] == [] and raw["arch"]["loss"]["name"] == "losses@ACTLossHead"
-    data = {"arch": {"name": "a@B", "eps": 1e-05, "flag": False, "none": None}, "paths": ["x y", "1"],
-            "evaluators": [{"name": "arc@ARC", "k": 2}], "empty": [], "text": "it's: #1", "yes": "no"}
-    assert parse_yaml(dump_yaml(data)) == data
-    assert parse_yaml("a: ${.b}  # comment\nb: 3\nc:\n  - 1\n  - [2, 3]\n") == {"a": "${.b}", "b": 3, "c": [1, [2, 3]]}
