@@ -1,6 +1,7 @@
 """`latentloop info` on the puzzle-embedding table: its memory at ARC scale, described without allocating it."""
 
 from latentloop.cli import main
+from latentloop.models import config as model_config
 from latentloop.models.info import preset_info
 
 
@@ -24,3 +25,13 @@ def test_a_single_row_table_is_touched_at_most_once_per_step(toy_dataset):
     info = preset_info("cpu-sudoku6", [f"data_path={toy_dataset}"])   # its one identifier, read from the dataset
     assert info.puzzle_rows == 1 and "at most 1 row (512 bytes) per optimizer step" in info.report()
     assert "not here" not in info.report()
+
+
+def test_info_says_what_forward_dtype_auto_resolves_to_here(monkeypatch, capsys):
+    monkeypatch.setattr(model_config, "cpu_flags", lambda: {"avx2"})   # detection mocked
+    assert preset_info("cpu-sudoku6", ["forward_dtype=auto", "device=cpu"]).precision == (
+        "forward_dtype auto -> float32 (CPU has neither avx512_bf16 nor amx_bf16)")
+    monkeypatch.setattr(model_config, "cpu_flags", lambda: {"avx2", "amx_bf16"})
+    assert main(["info", "cpu-sudoku6", "forward_dtype=auto", "device=cpu"]) == 0
+    assert "precision:                   forward_dtype auto -> bfloat16 (CPU has amx_bf16)" in capsys.readouterr().out
+    assert preset_info("cpu-sudoku6").precision == "forward_dtype float32"   # the preset's own, unchanged

@@ -143,9 +143,9 @@ def test_train_briefly_then_solve_from_the_command_line(tmp_path, capsys):
 
     data, run = tmp_path / "data", tmp_path / "run"
     cfg = prepare_run("cpu-prefix-sum", [
-        f"data_path={data}", f"out_dir={run}", "data.num_train=256", "data.num_test=32", "data.max_length=8",
-        "data.train_length=6", "data.test_length=8", "hidden_size=32", "num_heads=2", "layers=1", "T=1", "n=1",
-        "N_sup=2", "puzzle_emb_ndim=32", "global_batch_size=32", "epochs=2", "eval_interval=1"], log=lambda _: None)
+        f"data_path={data}", f"out_dir={run}", "data.modulus=2", "data.num_train=256", "data.num_test=32",
+        "data.max_length=8", "data.train_length=6", "data.test_length=8", "hidden_size=32", "num_heads=2",
+        "layers=1", "T=1", "n=1", "N_sup=2", "puzzle_emb_ndim=32", "global_batch_size=32", "epochs=2", "eval_interval=1"], log=lambda _: None)
     result = train(cfg, progress=False, log=lambda *_: None)
     assert result.final_eval is not None and result.final_eval.num_examples == 32
     assert any(key.startswith("prefix-sum/exact@L=") for key in result.final_eval.metrics)

@@ -10,6 +10,7 @@ from latentloop.config import apply_overrides, load_preset
 from latentloop.data.format import DatasetMetadata, PuzzleSplit, read_split, write_split
 from latentloop.data.sampler import GroupSampler
 from latentloop.errors import CheckpointError, ConfigError, DataError
+from latentloop.models import config as model_config
 from latentloop.training.checkpoint import load_checkpoint, resolve_checkpoint
 from latentloop.training.loop import _check_settings, train
 
@@ -166,3 +167,26 @@ def test_keep_best_may_name_an_arc_score_and_arc_votes_is_checked(toy_dataset, t
         _check_settings(tiny_config(toy_dataset, tmp_path, "keep_best=ARC/pass@3").train)
     with pytest.raises(ConfigError, match="run_schedule must be one of steps, iterations"):
         _check_settings(tiny_config(toy_dataset, tmp_path, "run_schedule=epochs").train)
+
+
+def test_forward_dtype_auto_is_resolved_once_recorded_and_kept_on_resume(toy_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(model_config, "cpu_flags", lambda: {"avx2", "avx512_bf16"})   # detection mocked
+    run, lines = tmp_path / "run", []
+    result = train(tiny_config(toy_dataset, run, "epochs=2", "eval_interval=2", "forward_dtype=auto"),
+                   progress=False, log=lines.append)
+    said = "forward_dtype auto -> bfloat16 (CPU has avx512_bf16)"
+    assert said in lines and result.precision == said
+    first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert first == {"step": 0, "forward_dtype": "bfloat16", "precision": said}
+    assert json.loads((run / "config.json").read_text())["model"]["forward_dtype"] == "bfloat16"
+    cfg = load_checkpoint(run)[1]
+    assert cfg.model.forward_dtype == "bfloat16" and cfg.model.no_grad_dtype == ""
+    # Resumed on a machine without native bf16, the run goes on in the dtype it was trained in.
+    monkeypatch.setattr(model_config, "cpu_flags", lambda: {"avx2"})
+    lines.clear()
+    train(tiny_config(toy_dataset, run, "epochs=4", "eval_interval=2", "forward_dtype=auto"), progress=False,
+          resume=True, log=lines.append)
+    assert "forward_dtype auto -> bfloat16 (as in the checkpoint resumed)" in lines
+    assert load_checkpoint(run)[1].model.forward_dtype == "bfloat16"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in records if "precision" in r] == [first]

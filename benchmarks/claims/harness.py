@@ -284,9 +284,9 @@ def plot(experiment: Experiment, rows: list[Summary], path: Path) -> Path:
                 continue
             xs = sorted(set.intersection(*(set(d) for d in r.lengths)))
             means = [statistics.fmean(d[k] for d in r.lengths) * 100 for k in xs]
-            ax.plot(xs, means, marker="o", markersize=3, label=r.label)
+            (line,) = ax.plot(xs, means, marker="o", markersize=3, label=r.label)
             for d in r.lengths:
-                ax.scatter(xs, [d[k] * 100 for k in xs], s=6, alpha=0.4)
+                ax.scatter(xs, [d[k] * 100 for k in xs], s=6, alpha=0.4, color=line.get_color())
         ax.set_xlabel("length of the held-out row")
         ax.legend(fontsize=8)
     else:

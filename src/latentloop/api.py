@@ -52,7 +52,8 @@ def report_training(result: TrainResult) -> str:
     from latentloop.inspection.plots import plot_run
 
     png = plot_run(result.run_dir)
-    lines = [f"Trained for {result.steps:,} steps in {result.seconds / 60:.1f} min ({result.num_params:,} parameters)."]
+    lines = [f"Trained for {result.steps:,} steps in {result.seconds / 60:.1f} min ({result.num_params:,} parameters, "
+             f"{result.precision})."]
     ev = result.final_eval
     if ev is not None:
         lines.append(f"Held-out exact accuracy: {ev.exact_accuracy:.1%} of {ev.num_examples:,} puzzles solved "

@@ -5,7 +5,8 @@ from __future__ import annotations
 from latentloop.errors import ConfigError
 from latentloop.models.act import ACT, Carry
 from latentloop.models.baseline import TransformerBaseline
-from latentloop.models.config import ARCHS, DTYPES, Z_MODES, ModelConfig, validate_model_config
+from latentloop.models.config import (ARCHS, AUTO_DTYPE, DTYPES, Z_MODES, ModelConfig, resolve_forward_dtype,
+                                      validate_model_config)
 from latentloop.models.hrm import HRM
 from latentloop.models.trm import TRM
 
@@ -35,19 +36,23 @@ def check_config(cfg: ModelConfig) -> None:
     if cfg.arch != "trm" and trm_only:
         raise ConfigError(f"{', '.join(trm_only)} {'is a TRM option' if len(trm_only) == 1 else 'are TRM options'}; "
                           f"arch={cfg.arch} would ignore it")
-    for key in ("forward_dtype", "no_grad_dtype"):
-        value = getattr(cfg, key)
-        if value not in DTYPES and (key == "forward_dtype" or value):
-            empty = ' (or "" for forward_dtype)' if key == "no_grad_dtype" else ""
-            raise ConfigError(f"{key} must be one of {', '.join(DTYPES)}{empty}, not {value!r}")
+    if cfg.forward_dtype not in (AUTO_DTYPE, *DTYPES):
+        raise ConfigError(f"forward_dtype must be one of {AUTO_DTYPE}, {', '.join(DTYPES)}, not {cfg.forward_dtype!r}")
+    if cfg.no_grad_dtype and cfg.no_grad_dtype not in DTYPES:
+        raise ConfigError(f"no_grad_dtype must be one of {', '.join(DTYPES)} (or \"\" for forward_dtype), not "
+                          f"{cfg.no_grad_dtype!r}")
     if cfg.arch == "hrm" and cfg.H_layers < 1:  # layers, T and n are positive for every arch (MODEL_RANGES)
         raise ConfigError("every reasoning module needs at least one layer: arch=hrm needs H_layers of 1 or more")
 
 
 def build_model(cfg: ModelConfig) -> ACT:
     """Build the ACT-wrapped model named by cfg.arch; act_continue selects HRM's halting and Q-continue target,
-    halt_vs_continue the same halting without the target (the official transformers_baseline)."""
+    halt_vs_continue the same halting without the target (the official transformers_baseline).
+
+    forward_dtype=auto is resolved here for the CPU, where a model is built; training and load_checkpoint resolve it
+    for their device first (resolve_forward_dtype)."""
     check_config(cfg)
+    resolve_forward_dtype(cfg, "cpu")
     inner = ARCHITECTURES[cfg.arch](cfg)
     halt_rule = "q_halt_vs_continue" if cfg.act_continue or cfg.halt_vs_continue else "q_halt"
     return ACT(inner, N_sup=cfg.N_sup, exploration_prob=cfg.halt_exploration_prob, halt_rule=halt_rule,
@@ -71,4 +76,4 @@ def describe(cfg: ModelConfig) -> str:
 
 
 __all__ = ["ACT", "Carry", "HRM", "ModelConfig", "TRM", "TransformerBaseline", "build_model", "check_config",
-           "count_parameters", "describe"]
+           "count_parameters", "describe", "resolve_forward_dtype"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +26,8 @@ from latentloop.errors import ConfigError
 ARCHS = ("trm", "hrm", "baseline")
 Z_MODES = ("yz", "single", "multiscale")
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
+AUTO_DTYPE = "auto"   # forward_dtype=auto: bfloat16 where the device computes it natively, else float32
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")   # x86 flags of native bf16 arithmetic (AVX-512 BF16, AMX-BF16)
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class ModelConfig:
     pos_encodings: str = "rope"     # rope | learned | none
     puzzle_emb_ndim: int = 512      # 0 disables the puzzle embedding
     puzzle_emb_len: int = 16        # prefix positions; 0 means ceil(puzzle_emb_ndim / hidden_size)
-    forward_dtype: str = "bfloat16"
+    forward_dtype: str = "bfloat16"  # or "auto": resolve_forward_dtype picks bfloat16 or float32 for the device
     no_grad_dtype: str = ""         # dtype of the recursions that never get a gradient (TRM's first T-1, all but
                                     # HRM's last L and H updates); "" = forward_dtype. bfloat16 makes them cheaper
                                     # on GPUs and on CPUs with AVX-512 BF16 or AMX while the gradient stays fp32
@@ -116,6 +119,8 @@ class ModelConfig:
 
     @property
     def dtype(self) -> torch.dtype:
+        if self.forward_dtype == AUTO_DTYPE:
+            raise ConfigError("forward_dtype=auto names no dtype until resolve_forward_dtype picks one for a device")
         return DTYPES[self.forward_dtype]
 
     @property
@@ -152,3 +157,53 @@ class ModelConfig:
     def forward_passes(self) -> int:
         """Forward passes per optimizer step (the TRM paper's NFP): 2 with the Q-continue target, else 1."""
         return 2 if self.act_continue else 1
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
+    """The CPU feature flags of Linux's /proc/cpuinfo (its x86 `flags` line); None where that file cannot be read
+    (other systems), so that forward_dtype=auto falls back to float32 rather than guess."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags") and ":" in line:
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether `device` computes bf16 natively (not emulated, which is slower than fp32), and why, in words."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return False, "no CUDA device here"
+        try:
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # older torch (2.2, 2.3) has no such argument and reports native support only
+            native = torch.cuda.is_bf16_supported()
+        name = torch.cuda.get_device_name(device)
+        return native, f"{name} {'has' if native else 'has no'} native bf16"
+    if device.type == "cpu":
+        flags = cpu_flags()
+        if flags is None:
+            return False, "CPU flags unknown: no /proc/cpuinfo on this system"
+        found = [flag for flag in BF16_CPU_FLAGS if flag in flags]
+        if found:
+            return True, f"CPU has {' and '.join(found)}"
+        return False, f"CPU has neither {' nor '.join(BF16_CPU_FLAGS)}"
+    return False, f"native bf16 is not checked on {device.type}"
+
+
+def resolve_forward_dtype(cfg: ModelConfig, device: torch.device | str) -> str:
+    """Replace forward_dtype=auto in `cfg` by the dtype `device` runs fastest (bfloat16 where native, else
+    float32), so that every config saved or logged afterwards names the dtype really used and a checkpoint reloaded
+    on another machine computes what it trained with. Returns the precision in words, e.g. "forward_dtype auto ->
+    bfloat16 (CPU has avx512_bf16)"; a concrete forward_dtype is left as it is. no_grad_dtype="" follows the result."""
+    why = ""
+    if cfg.forward_dtype == AUTO_DTYPE:
+        native, why = native_bf16(torch.device(device))
+        cfg.forward_dtype = "bfloat16" if native else "float32"
+    text = f"forward_dtype {AUTO_DTYPE} -> {cfg.forward_dtype} ({why})" if why else f"forward_dtype {cfg.forward_dtype}"
+    if cfg.no_grad_dtype and cfg.no_grad_dtype != cfg.forward_dtype:
+        text += f", no_grad_dtype {cfg.no_grad_dtype}"
+    return text

@@ -17,7 +17,7 @@ import yaml
 
 from latentloop.config import RunConfig, set_value
 from latentloop.errors import CheckpointError, ConfigError
-from latentloop.models.config import ModelConfig
+from latentloop.models.config import AUTO_DTYPE, ModelConfig
 
 CONFIG_FILE = "all_config.yaml"
 
@@ -186,6 +186,9 @@ def official_config(cfg: RunConfig) -> dict[str, Any]:
     if no_layout:
         raise CheckpointError(f"{', '.join(no_layout)}: the official code has no such model, so there is no "
                               f"official layout to export to")
+    if m.forward_dtype == AUTO_DTYPE:  # a trained model's config names the dtype it used (resolve_forward_dtype)
+        raise CheckpointError("forward_dtype=auto names no dtype the official code can read; set forward_dtype "
+                              "to bfloat16 or float32")
     ceil_len = m.puzzle_emb_len in (0, -(m.puzzle_emb_ndim // -m.hidden_size))
     if m.arch != "trm" and not ceil_len:
         raise CheckpointError(f"official {m.arch.upper()} always uses ceil(puzzle_emb_ndim / hidden_size) prefix "

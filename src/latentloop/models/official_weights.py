@@ -30,7 +30,7 @@ from latentloop.config import RunConfig, apply_overrides
 from latentloop.data.arc import check_official_numbering
 from latentloop.data.format import DatasetMetadata, find_metadata
 from latentloop.errors import CheckpointError, ConfigError
-from latentloop.models import ACT, build_model
+from latentloop.models import ACT, build_model, resolve_forward_dtype
 from latentloop.models.config import ModelConfig
 from latentloop.models.official_config import (CONFIG_FILE, config_from_official, official_config,
                                                read_official_config, write_official_config)
@@ -226,6 +226,7 @@ def load_official_checkpoint(path: str | Path, config: str | Path | None = None,
     if data:
         cfg.train.data_path = str(data)
     fit_to_weights(cfg.model, official_to_ours(state_dict, cfg.model), dataset_metadata(data), str(path))
+    resolve_forward_dtype(cfg.model, device)  # an override may say forward_dtype=auto
     try:
         model = build_model(cfg.model)
     except ConfigError as exc:

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from latentloop.config import RunConfig
 from latentloop.errors import CheckpointError, ConfigError
-from latentloop.models import ACT, build_model
+from latentloop.models import ACT, build_model, resolve_forward_dtype
 from latentloop.models.official_weights import load_official_checkpoint
 from latentloop.paths import ensure_output_dir
 
@@ -197,6 +197,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", *, con
         return load_official_checkpoint(path, config=config, data=data, device=device)
     directory = resolve_checkpoint(path)
     cfg = read_config(directory)
+    resolve_forward_dtype(cfg.model, device)  # training records the dtype it used; a hand-written config may say auto
     model = build_model(cfg.model)
     load_weights(model, directory / WEIGHTS)
     return model.to(device).eval(), cfg

@@ -41,12 +41,13 @@ from latentloop.data.sampler import GroupSampler
 from latentloop.errors import ConfigError, DataError, LatentloopError
 from latentloop.evaluation.evaluate import EvalResult, evaluate
 from latentloop.layers.puzzle_embedding import PuzzleEmbeddingSignSGD
-from latentloop.models import Carry, build_model, count_parameters
+from latentloop.models import Carry, build_model, count_parameters, resolve_forward_dtype
+from latentloop.models.config import AUTO_DTYPE
 from latentloop.models.losses import LOSSES, act_loss
 from latentloop.paths import ensure_output_dir
 from latentloop.tasks import Task, task_of_dataset
-from latentloop.training.checkpoint import (RAW_WEIGHTS, load_train_state, load_weights, resolve_checkpoint,
-                                           save_checkpoint, weights_for_saving)
+from latentloop.training.checkpoint import (RAW_WEIGHTS, load_train_state, load_weights, read_config,
+                                           resolve_checkpoint, save_checkpoint, weights_for_saving)
 from latentloop.training.distributed import Distributed, example_range
 from latentloop.training.ema import EMA
 from latentloop.training.loggers import MetricLogger
@@ -69,6 +70,7 @@ class TrainResult:
     final_eval: EvalResult | None
     history: list[dict[str, Any]] = field(default_factory=list)
     rank: int = 0                          # under torchrun, only rank 0 reports
+    precision: str = ""                    # the forward dtype used, and why (resolve_forward_dtype)
 
 
 def pick_device(name: str) -> torch.device:
@@ -235,6 +237,7 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
     if task is not None:  # saved with every checkpoint: solve, view and eval rebuild the task from it
         cfg.task = {"name": task.name, "params": task.params()}
     pool = _arc_pool(t, task, test_split, test_meta, log)
+    precision = _resolve_precision(cfg, device, run_dir, resume)
     local_batch = t.global_batch_size // job.world_size
     micro = local_batch // t.grad_accum_steps
     loss_fn = LOSSES[t.loss]
@@ -279,6 +282,7 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
     log(f"{cfg.name}: {cfg.model.arch} with {num_params:,} parameters on {device}{ranks}, "
         f"{train_split.num_examples:,} training examples, {test_split.num_examples:,} test examples, "
         f"{total_steps:,} steps")
+    log(precision)
     log(memory.report())
     by_iterations = t.run_schedule == "iterations"
     total_iters = t.epochs // t.eval_interval
@@ -289,6 +293,8 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
     logger = None
     if job.is_main:
         logger = MetricLogger(run_dir, t.logger, config=cfg.to_dict(), resume_step=step if resume else None)
+        if not resume:  # the first record says which precision the run uses (a resumed run keeps it)
+            logger.log({"step": 0, "forward_dtype": cfg.model.forward_dtype, "precision": precision})
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     start = time.time() - elapsed
     final_eval: EvalResult | None = None
@@ -393,7 +399,17 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
         if logger is not None:
             logger.close()
     return TrainResult(run_dir=run_dir, steps=step, seconds=time.time() - start, num_params=num_params,
-                       final_eval=final_eval, history=history, rank=job.rank)
+                       final_eval=final_eval, history=history, rank=job.rank, precision=precision)
+
+
+def _resolve_precision(cfg: RunConfig, device: torch.device, run_dir: Path, resume: bool) -> str:
+    """Resolve forward_dtype=auto once per run, before anything is built, so that config.json, every checkpoint
+    and metrics.jsonl name the dtype used. A resumed run continues in the dtype its checkpoint was trained in,
+    whichever machine it continues on."""
+    if resume and cfg.model.forward_dtype == AUTO_DTYPE:
+        cfg.model.forward_dtype = read_config(resolve_checkpoint(run_dir)).model.forward_dtype
+        return f"forward_dtype {AUTO_DTYPE} -> {cfg.model.forward_dtype} (as in the checkpoint resumed)"
+    return resolve_forward_dtype(cfg.model, device)
 
 
 def _iteration_ended(sampler: GroupSampler) -> bool:
