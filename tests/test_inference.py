@@ -132,3 +132,53 @@ def test_html_viewer_loads_in_headless_chromium_without_errors(trained, tmp_path
     console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
     assert main(["view", str(data), "-o", str(tmp_path / "data.html")]) == 0
+
+
+def test_eval_with_tta_and_ensembles(trained, tmp_path, capsys):
+    data, run = trained
+    assert main(["eval", str(run)]) == 0
+    single = capsys.readouterr().out
+    assert main(["eval", str(run), "--tta", "4", "--tta-seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "4 copies per puzzle (4 transform(s) x 1 model(s)) combined by vote: 16.0 supervision steps" in out
+    exact = [line.split("exact accuracy ")[1].split("%")[0] for line in (single, out)]
+    assert main(["eval", str(run), str(run), "--ensemble", "vote"]) == 0   # two equal models: the single answers
+    twice = capsys.readouterr().out
+    scores = single.split("exact accuracy ")[1].split(", halting")[0]   # exact and cell accuracy
+    assert f"exact accuracy {scores}, halting" in twice and "100.0% of copies agree" in twice
+    from latentloop.api import evaluate_checkpoint
+    tta = evaluate_checkpoint(run, tta=4, tta_seed=1).result
+    assert f"{tta.exact_accuracy:.2%}" == exact[1] + "%" and 0 < tta.metrics["agreement"] <= 1
+    capsys.readouterr()
+    other = tmp_path / "sort-run"   # the same sizes (vocab 6, seq_len 16) but another task: refused
+    shutil.copytree(run, other)
+    for config in other.rglob("config.json"):
+        record = json.loads(config.read_text())
+        (record.get("config") or record)["task"] = {"name": "sort", "params": {"max_length": 16, "alphabet": 4}}
+        config.write_text(json.dumps(record))
+    assert main(["eval", str(run), str(other), "--ensemble", "halt-first"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "share task and encoding" in err and len(err.splitlines()) == 1
+    assert main(["eval", str(run), "--tta", "0"]) == 2
+    assert main(["eval", str(run), "--tta", "2", "--halt-early", "--trajectories", "2"]) == 0   # they combine
+    assert "combined by vote" in capsys.readouterr().out
+
+
+def test_solve_and_sweep_with_tta(trained, tmp_path, capsys):
+    data, run = trained
+    split, _ = read_split(data / "test")
+    grids = sudoku_grid.from_tokens(np.asarray(split.inputs[:12]), sudoku_grid.shape_for_size(4))
+    source = tmp_path / "many.txt"
+    source.write_text("".join(sudoku_grid.to_string(g) + "\n" for g in grids))
+    assert main(["solve", str(source), "--checkpoint", str(run), "--checkpoint", str(run), "--ensemble", "vote",
+                 "--tta", "3", "--no-halt"]) == 0
+    assert "of 12 puzzles validly" in capsys.readouterr().out
+    assert main(["solve", str(source), "--checkpoint", str(run), "--checkpoint", str(run)]) == 2
+    out = tmp_path / "sweep.png"
+    assert main(["sweep", str(run), "--steps", "1,4", "--halt", "", "--tta", "2,4", "--trajectories", "2",
+                 "--ensemble", str(run), "-o", str(out)]) == 0
+    rows = {r["mode"]: r for r in json.loads(out.with_suffix(".json").read_text())}
+    assert list(rows) == ["fixed", "tta 2", "tta 4", "trajectories 2", "ensemble 2 vote", "ensemble 2 halt-first"]
+    assert [rows[m]["steps_per_puzzle"] for m in ("fixed", "tta 2", "tta 4", "trajectories 2", "ensemble 2 vote")] \
+        == [4, 8, 16, 8, 8]   # TTA, trajectories and the vote at the trained N_sup=4: every copy's steps count
+    assert rows["ensemble 2 vote"]["exact_accuracy"] == rows["fixed"]["exact_accuracy"]

@@ -15,6 +15,8 @@ from latentloop.config import RunConfig, apply_overrides, load_preset
 from latentloop.data.format import read_split
 from latentloop.errors import ConfigError, DataError
 from latentloop.evaluation.evaluate import EvalResult, evaluate, examples
+from latentloop.evaluation.voting import COMBINE_MODES, tta_count
+from latentloop.hub import is_hub_path, parse as parse_hub_path
 from latentloop.models import build_model
 from latentloop.tasks import Task, task_class, task_of_config
 from latentloop.paths import check_output_dir, check_output_file, ensure_output_file
@@ -82,17 +84,25 @@ class CheckpointEval:
     task_report: str = ""               # the task's own metrics in words (maze paths, ARC votes), if any
     files: list[Path] = field(default_factory=list)   # what the task's metrics wrote (ARC: submission.json, ...)
     observer: Any = None                # the task's metric observer (ARC: its votes, for pool_arc_votes)
+    combine_mode: str = "vote"          # how copies of a puzzle (TTA transforms, ensemble models) were combined
+    ensemble: list[str] = field(default_factory=list)   # the checkpoints that answered with `checkpoint`
 
     def report(self) -> str:
         r = self.result
         mode = "stopping each puzzle when it halts" if self.halt_early else "running every supervision step"
-        text = (f"{self.checkpoint} on {self.data} ({self.task}, {r.num_examples:,} puzzles, {mode}):\n"
+        text = (f"{' + '.join([self.checkpoint, *self.ensemble])} on {self.data} ({self.task}, {r.num_examples:,} puzzles, {mode}):\n"
                 f"  exact accuracy {r.exact_accuracy:.2%}, cell accuracy {r.accuracy:.2%}, "
                 f"halting accuracy {r.q_halt_accuracy:.2%}, mean steps used {r.steps:.2f}, "
                 f"{r.examples_per_second:,.0f} puzzles/s")
         if r.per_step_exact_accuracy:
             text += "\n  exact accuracy by step: " + ", ".join(
                 f"{i}: {a:.1%}" for i, a in enumerate(r.per_step_exact_accuracy, 1))
+        if "agreement" in r.metrics:
+            m = r.metrics
+            text += (f"\n  {m['tta'] * m['models']:.0f} copies per puzzle ({m['tta']:.0f} transform(s) x "
+                     f"{m['models']:.0f} model(s)) combined by {self.combine_mode}: "
+                     f"{m['steps_per_puzzle']:.1f} supervision steps per puzzle, {m['agreement']:.1%} of copies "
+                     f"agree with the answer kept")
         if self.task_report:
             text += "\n" + self.task_report
         if self.files:
@@ -115,20 +125,29 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, 
                         device: str = "auto", threshold: float = 0.5,
                         save_predictions: str | Path | None = None, trajectories: int = 1,
                         noise: float = 0.0, config: str | Path | None = None, arc_tasks: str | Path | None = None,
-                        arc_out: str | Path | None = None, arc_votes: str = "per_eval") -> CheckpointEval:
+                        arc_out: str | Path | None = None, arc_votes: str = "per_eval", tta: int = 1,
+                        tta_seed: int = 0, ensemble: Sequence[str | Path] = (),
+                        combine_mode: str = "vote") -> CheckpointEval:
     """Evaluate a checkpoint; optionally save inputs, labels and predictions as .npz (for `latentloop view`).
     An official HRM/TRM checkpoint file is read with `config` (default: the all_config.yaml beside it).
     On ARC data the augmented copies also vote (test puzzles from the dataset's test_puzzles.json, or `arc_tasks`),
     and submission.json, candidates.json and scores.json go to `arc_out` (default: arc_<checkpoint> beside it).
-    `arc_votes="pooled"` only checks, before the evaluation, that there are ARC votes to pool (pool_arc_votes)."""
+    `arc_votes="pooled"` only checks, before the evaluation, that there are ARC votes to pool (pool_arc_votes).
+    `tta` > 1 runs every puzzle under that many of its task's transforms (the identity first, drawn with
+    `tta_seed`) and `ensemble` adds further checkpoints of the same task and encoding; their answers are combined by
+    `combine_mode` ("vote" or "halt-first", evaluation/voting.py)."""
     if arc_out:  # output paths are checked before the (long) evaluation, not after it
         check_output_dir(arc_out)
     if save_predictions:
         check_output_file(save_predictions)
+    if combine_mode not in COMBINE_MODES:
+        raise ConfigError(f"unknown way to combine copies {combine_mode!r}; use one of {', '.join(COMBINE_MODES)}")
     model, cfg = load_checkpoint(checkpoint, pick_device(device), config=config, data=data)
     split, meta, data_path = load_eval_data(cfg, data)
-    task = _task_or_none(cfg, data_path if data else None)
+    task = task_or_none(cfg, data_path if data else None)
     device_ = next(model.parameters()).device
+    augmentations = tta_count(tta, task, "--tta", tta_seed)
+    members = load_ensemble(ensemble, cfg, task, device_, data)
     if arc_tasks and (task is None or task.name != "arc"):
         raise ConfigError(f"--arc-tasks scores ARC data; {data_path} holds {task.name if task else 'plain token'!r} "
                           f"puzzles")
@@ -141,7 +160,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, 
     result = evaluate(model, split, meta, batch_size, device_, steps=steps, halt_early=halt_early,
                       max_examples=max_examples, loss=cfg.train.loss, progress=True, threshold=threshold,
                       trajectories=trajectories, noise=noise, keep_predictions=bool(save_predictions),
-                      on_batch=observer.update if observer is not None else None)
+                      on_batch=observer.update if observer is not None else None, augmentations=augmentations,
+                      ensemble=members, combine_mode=combine_mode)
     task_report, files = "", []
     if observer is not None:
         result.metrics.update(observer.metrics())
@@ -157,7 +177,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, 
                             vocab_size=meta.vocab_size,
                             **({"task": json.dumps({"name": task.name, "params": task.params()})} if task else {}))
     return CheckpointEval(str(checkpoint), str(data_path), result, halt_early, task.name if task else "tokens",
-                          task_report, files, observer)
+                          task_report, files, observer, combine_mode, [str(c) for c in ensemble])
 
 
 @dataclass
@@ -205,13 +225,32 @@ def pool_arc_votes(evals: Sequence[CheckpointEval], out: str | Path | None = Non
     return PooledArcEval([e.checkpoint for e in evals], scores.metrics(), scores.report(), files)
 
 
+def load_ensemble(checkpoints: Sequence[str | Path], cfg: RunConfig, task: Task | None, device: torch.device,
+                  data: str | Path | None = None) -> list[torch.nn.Module]:
+    """Further models answering with the first (`cfg`, `task`): each must solve the same task in the same encoding,
+    or their answers could not be compared; one line names the first that does not."""
+    members = []
+    for checkpoint in checkpoints:
+        model, other = load_checkpoint(checkpoint, device, data=data)
+        other_task = task_or_none(other, Path(data) if data else None)
+        mine = (task.name, task.params()) if task else None
+        theirs = (other_task.name, other_task.params()) if other_task else None
+        if (mine, cfg.model.vocab_size, cfg.model.seq_len) != (theirs, other.model.vocab_size, other.model.seq_len):
+            raise ConfigError(f"ensemble: {checkpoint} solves {other_task!r} (vocab_size {other.model.vocab_size}, "
+                              f"seq_len {other.model.seq_len}), the first checkpoint {task!r} (vocab_size "
+                              f"{cfg.model.vocab_size}, seq_len {cfg.model.seq_len}); an ensemble's models must "
+                              f"share task and encoding")
+        members.append(model)
+    return members
+
+
 def _is_arc_evaluator(observer: Any) -> bool:
     from latentloop.evaluation.arc import ArcEvaluator   # ARC modules load only when ARC votes are asked for
 
     return isinstance(observer, ArcEvaluator)
 
 
-def _task_or_none(cfg: RunConfig, data: Path | None) -> Task | None:
+def task_or_none(cfg: RunConfig, data: Path | None) -> Task | None:
     """The checkpoint's task; None for plain token data of no known task (evaluated without task metrics)."""
     try:
         return task_of_config(cfg, data)
@@ -222,7 +261,10 @@ def _task_or_none(cfg: RunConfig, data: Path | None) -> Task | None:
 
 
 def _beside_checkpoint(checkpoint: str | Path, prefix: str) -> Path:
-    """A folder next to the checkpoint (folder, or official checkpoint file), named after it."""
+    """A folder next to the checkpoint (folder, or official checkpoint file), named after it; for a Hub checkpoint
+    one in the current folder (never inside the Hub's cache)."""
+    if is_hub_path(checkpoint):
+        return Path(f"{prefix}{parse_hub_path(str(checkpoint)).repo_id.replace('/', '_')}")
     path = Path(checkpoint)
     if not (path.is_file() and path.name != WEIGHTS):
         path = resolve_checkpoint(path)

@@ -55,8 +55,11 @@ def _add_eval(sub) -> None:
                        description="Evaluate checkpoints (run folders or checkpoint folders), one after another. By "
                                    "default every puzzle runs N_sup supervision steps, the official protocol; "
                                    "--halt-early stops each puzzle when its halting head fires and reports the steps "
-                                   "used. On ARC, --arc-votes pooled also votes once over all their predictions.")
-    p.add_argument("checkpoint", nargs="+", help="one or more run or checkpoint folders (or official files)")
+                                   "used. --tta K runs every puzzle under K of its task's transforms and lets the "
+                                   "answers vote; --ensemble combines the listed checkpoints into one answer. On "
+                                   "ARC, --arc-votes pooled also votes once over all their predictions.")
+    p.add_argument("checkpoint", nargs="+", help="one or more run or checkpoint folders, official files, or hf:OWNER/REPO[@REV][/SUB] "
+                        "(docs/hub.md)")
     p.add_argument("--data", help="dataset folder (default: the one the model was trained on)")
     p.add_argument("--steps", type=int, help="supervision steps (default: the model's N_sup)")
     p.add_argument("--halt-early", action="store_true", help="stop each puzzle when its halting head fires")
@@ -67,6 +70,13 @@ def _add_eval(sub) -> None:
     p.add_argument("--trajectories", type=int, default=1,
                    help="run K noisy copies per puzzle and keep the one the halting head trusts most")
     p.add_argument("--noise", type=float, default=0.1, help="std of the noise on z for --trajectories (0.1)")
+    p.add_argument("--tta", type=int, default=1, metavar="K",
+                   help="test-time augmentation: run every puzzle under K of its task's transforms (the identity "
+                        "first), map the answers back and let them vote (default 1: none)")
+    p.add_argument("--tta-seed", type=int, default=0, help="seed that draws the --tta transforms (default 0)")
+    p.add_argument("--ensemble", choices=["vote", "halt-first"],
+                   help="evaluate the listed checkpoints as one ensemble: their answers vote, or the first model "
+                        "whose halting head fires answers (the most confident when none does)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--config", help="all_config.yaml of an official HRM/TRM checkpoint file (default: beside it)")
     p.add_argument("--arc-tasks", metavar="PATH", help="ARC: test_puzzles.json or a folder of task files to score "
@@ -93,9 +103,22 @@ def _add_info(sub) -> None:
                        description="Dense parameters and the puzzle-embedding table separately (rows x dim, bytes), "
                                    "the effective depth T(n+1)*layers and the forward passes per optimizer step. "
                                    "For a preset, sizes come from its dataset when that exists.")
-    p.add_argument("target", help="preset name, .toml/.json config, run or checkpoint folder, or official checkpoint")
+    p.add_argument("target", help="preset name, .toml/.json config, run or checkpoint folder, official checkpoint, "
+                                  "or hf:OWNER/REPO[@REV][/SUB]")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for a preset")
     p.add_argument("--data", help="dataset of an official RoPE checkpoint (its length is not in the weights)")
+
+
+def _add_push(sub) -> None:
+    p = sub.add_parser("push", help="publish a run to the Hugging Face Hub (weights, config, metrics, model card)",
+                       description="Upload a run's checkpoint as model.safetensors + config.json, the dataset's "
+                                   "metadata and identifiers, metrics.jsonl, curves.png and a generated README.md "
+                                   "model card; anyone can then `latentloop eval hf:OWNER/REPO`. Needs "
+                                   "`pip install 'latentloop[hub]'` and a Hub token (`hf auth login`).")
+    p.add_argument("run_dir", help="the run folder (as `latentloop train` wrote it)")
+    p.add_argument("repo", help="OWNER/REPO on the Hub (created if it does not exist)")
+    p.add_argument("--checkpoint", help="a checkpoint under RUN_DIR/checkpoints/ (default: latest), e.g. best")
+    p.add_argument("--dry-run", metavar="DIR", help="write the folder it would upload to DIR and upload nothing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_export(sub)
     _add_info(sub)
+    _add_push(sub)
     p = sub.add_parser("presets", help="list the built-in presets")
     p.add_argument("name", nargs="?", help="show one preset's full configuration")
     cli_inference.add_parsers(sub)
@@ -144,16 +168,18 @@ def cmd_train(args) -> None:
 def cmd_eval(args) -> None:
     from latentloop.api import check_arc_pool_outputs, evaluate_checkpoint, pool_arc_votes
 
-    several = len(args.checkpoint) > 1
-    check_arc_pool_outputs(args.checkpoint, args.arc_votes, args.arc_out, args.save_predictions)
+    groups = [args.checkpoint] if args.ensemble else [[c] for c in args.checkpoint]
+    several = len(groups) > 1
+    check_arc_pool_outputs([g[0] for g in groups], args.arc_votes, args.arc_out, args.save_predictions)
     evals = []
-    for checkpoint in args.checkpoint:
+    for checkpoint, *ensemble in groups:
         evals.append(evaluate_checkpoint(checkpoint, data=args.data, steps=args.steps, halt_early=args.halt_early,
                                          max_examples=args.max_examples, batch_size=args.batch_size,
                                          threshold=args.halt_threshold, save_predictions=args.save_predictions,
                                          trajectories=args.trajectories, noise=args.noise, config=args.config,
                                          arc_tasks=args.arc_tasks, arc_out=None if several else args.arc_out,
-                                         arc_votes=args.arc_votes))
+                                         arc_votes=args.arc_votes, tta=args.tta, tta_seed=args.tta_seed,
+                                         ensemble=ensemble, combine_mode=args.ensemble or "vote"))
         print(evals[-1].report())
     if args.arc_votes == "pooled":
         print(pool_arc_votes(evals, args.arc_out if several else None).report())
@@ -200,14 +226,23 @@ def cmd_info(args) -> None:
     from latentloop.models.info import model_info, preset_info
     from latentloop.training.checkpoint import load_checkpoint
 
-    if Path(args.target).exists() and Path(args.target).suffix not in (".toml", ".json"):
+    from latentloop.hub import is_hub_path
+
+    if is_hub_path(args.target) or Path(args.target).exists() and Path(args.target).suffix not in (".toml", ".json"):
         model, cfg = load_checkpoint(args.target, data=args.data)
         print(model_info(model, cfg.train.global_batch_size).report())
     else:
         print(preset_info(args.target, args.overrides).report())
 
 
+def cmd_push(args) -> None:
+    from latentloop.hub import push
+
+    print(push(args.run_dir, args.repo, dry_run=args.dry_run, checkpoint=args.checkpoint))
+
+
 COMMANDS = {"data": cmd_data, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "info": cmd_info,
+            "push": cmd_push,
             "presets": cmd_presets,
             "plot": cmd_plot,
             **cli_inference.COMMANDS}
@@ -238,6 +273,16 @@ def main(argv: list[str] | None = None) -> int:
     except LatentloopError as exc:
         print(f"latentloop: error: {exc}", file=sys.stderr)
         return 2
+    code = _run(args)
+    if args.command == "train":   # a torchrun rank leaves without the C++ teardown that can abort it
+        from latentloop.training.distributed import exit_process
+
+        exit_process(code)
+    return code
+
+
+def _run(args) -> int:
+    """The command's exit status: 0, or 2 (bad input) / 130 (interrupted) after one line on stderr."""
     try:
         COMMANDS[args.command](args)
     except LatentloopError as exc:

@@ -29,12 +29,18 @@ def add_parsers(sub) -> None:
                                    "trained on answers each test input, the answers vote, and the two best are "
                                    "printed (checked when the file has the output) and drawn beside the demo pairs.")
     p.add_argument("puzzle", help="a puzzle string or a file (ARC: a task .json file)")
-    p.add_argument("--checkpoint", required=True, help="a run folder or checkpoint folder")
+    p.add_argument("--checkpoint", required=True, action="append",
+                   help="a run folder or checkpoint folder (repeat it, with --ensemble, for an ensemble)")
     p.add_argument("--steps", type=int, help="maximum supervision steps (default: the model's N_sup)")
     p.add_argument("--no-halt", action="store_true", help="always run every step (the official evaluation)")
     p.add_argument("--halt-threshold", type=float, default=0.5, help="halt when sigmoid(q_halt) exceeds this")
     p.add_argument("--trace", help="write the answer after every step as FILE.png or FILE.gif (first puzzle)")
     p.add_argument("--trace-recursions", action="store_true", help="trace every recursion, not only every step")
+    p.add_argument("--tta", type=int, default=1, metavar="K",
+                   help="run every puzzle under K of its task's transforms and let the answers vote (default 1)")
+    p.add_argument("--tta-seed", type=int, default=0, help="seed that draws the --tta transforms (default 0)")
+    p.add_argument("--ensemble", choices=["vote", "halt-first"],
+                   help="with several --checkpoint: the models' answers vote, or the first to halt answers")
     p.add_argument("--out", help="write the answers, one per line, to this file (ARC: the two attempts per test "
                                  "input as a Kaggle submission JSON)")
     p.add_argument("--batch-size", type=int, default=256)
@@ -51,14 +57,20 @@ def add_parsers(sub) -> None:
                    help="ARC, a task the checkpoint was not trained on: fit fresh embedding rows on its demo pairs "
                         "for this many passes, network frozen (default 0: vote with the blank embedding)")
 
-    p = sub.add_parser("sweep", help="accuracy and speed against test-time steps, T and n",
+    p = sub.add_parser("sweep", help="accuracy against test-time compute: steps, T and n, halting, TTA, trajectories, ensembles",
                        description="Evaluate a checkpoint with several numbers of supervision steps (and T, n, "
-                                   "and per-puzzle halting) and write a table and a PNG.")
+                                   "per-puzzle halting, test-time augmentation voting, noisy trajectories and an "
+                                   "ensemble) and write a table and a PNG of accuracy against compute.")
     p.add_argument("checkpoint")
     p.add_argument("--steps", default="1,2,4,8,16", help="comma-separated step counts (default 1,2,4,8,16)")
     p.add_argument("--T", help="comma-separated T values to try (default: the trained T)")
     p.add_argument("--n", help="comma-separated n values to try (default: the trained n)")
     p.add_argument("--halt", default="0.5,0.9", help="halting thresholds to compare (default 0.5,0.9; '' for none)")
+    p.add_argument("--tta", default="", help="comma-separated TTA transform counts to compare, e.g. 2,4,8,16,32 "
+                                              "(voting, at the trained N_sup steps; default none)")
+    p.add_argument("--trajectories", default="", help="comma-separated numbers of noisy trajectories to compare")
+    p.add_argument("--ensemble", nargs="+", default=[], metavar="CHECKPOINT",
+                   help="further checkpoints of the same task: adds rows for the ensemble's vote and halt-first")
     p.add_argument("--data", help="dataset folder (default: the one the model was trained on)")
     p.add_argument("--max-examples", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
@@ -75,18 +87,32 @@ def add_parsers(sub) -> None:
 
 
 def cmd_solve(args) -> None:
-    from latentloop.tasks import task_of_config
+    from latentloop.api import load_ensemble
+    from latentloop.evaluation.voting import tta_count
+    from latentloop.tasks import Task, task_of_config
     from latentloop.training.checkpoint import load_checkpoint
 
     for path in (args.out, args.trace, args.png):
         if path:
             check_output_file(path)  # before solving, not after it
-    model, cfg = load_checkpoint(args.checkpoint, data=args.data)
-    task_of_config(cfg, args.data, args.task).solve_command(args, model, cfg)
+    first, *others = args.checkpoint
+    if others and not args.ensemble:
+        raise ConfigError("several --checkpoint answer together only as an ensemble: add --ensemble vote or "
+                          "--ensemble halt-first")
+    model, cfg = load_checkpoint(first, data=args.data)
+    task = task_of_config(cfg, args.data, args.task)
+    if (others or args.tta != 1) and type(task).solve_command is not Task.solve_command:
+        raise ConfigError(f"task {task.name!r} answers with its own solve (it votes over its own augmented copies), "
+                          f"which takes one checkpoint and no --tta")
+    args.augmentations = tta_count(args.tta, task, "--tta", args.tta_seed)
+    args.ensemble_models = load_ensemble(others, cfg, task, next(model.parameters()).device, args.data)
+    args.checkpoint = first
+    task.solve_command(args, model, cfg)
 
 
 def cmd_sweep(args) -> None:
-    from latentloop.api import load_eval_data
+    from latentloop.api import task_or_none, load_ensemble, load_eval_data
+    from latentloop.evaluation.voting import tta_count
     from latentloop.evaluation.sweep import format_table, plot_sweep, rows_as_dicts, sweep
     from latentloop.training.checkpoint import load_checkpoint, resolve_checkpoint
 
@@ -95,11 +121,16 @@ def cmd_sweep(args) -> None:
         check_output_file(path)  # before the sweep, not after it
     model, cfg = load_checkpoint(args.checkpoint)
     split, meta, data_path = load_eval_data(cfg, args.data)
+    task = task_or_none(cfg, data_path if args.data else None)
+    tta = [tta_count(k, task, "--tta") for k in (_int_list(args.tta, "--tta") if args.tta else [])]
+    ensemble = load_ensemble(args.ensemble, cfg, task, next(model.parameters()).device, args.data)
     thresholds = [float(v) for v in args.halt.split(",") if v.strip()]
     rows = sweep(model, split, meta, _int_list(args.steps, "--steps"),
                  T_list=_int_list(args.T, "--T") if args.T else None,
                  n_list=_int_list(args.n, "--n") if args.n else None, halt_thresholds=thresholds,
-                 batch_size=args.batch_size, max_examples=args.max_examples, loss=cfg.train.loss)
+                 batch_size=args.batch_size, max_examples=args.max_examples, loss=cfg.train.loss,
+                 tta=[t for t in tta if t], ensemble=ensemble,
+                 trajectories=_int_list(args.trajectories, "--trajectories") if args.trajectories else [])
     table = format_table(rows)
     print(f"{cfg.name} (trained with T={cfg.model.T}, n={cfg.model.n}, N_sup={cfg.model.N_sup}) on {data_path}:")
     print(table)

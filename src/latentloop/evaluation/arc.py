@@ -38,6 +38,7 @@ from latentloop.data.arc_grid import CANVAS, NUM_COLOURS, Variant, crop, grid_ha
 from latentloop.data.arc_task import ArcTask, parse_task, read_task_file
 from latentloop.data.format import DatasetMetadata, read_identifiers, read_json
 from latentloop.errors import DataError
+from latentloop.evaluation.voting import Tally
 from latentloop.paths import ensure_output_dir
 
 PASS_KS = (1, 2, 5, 10, 100, 1000)
@@ -115,7 +116,7 @@ class ArcVotes:
 
     def __init__(self) -> None:
         self.grids: dict[str, np.ndarray] = {}
-        self.tally: dict[tuple[str, str], dict[str, list[float]]] = {}
+        self.tally = Tally()   # (task, de-augmented test input hash) -> answers
         self.rows = 0
 
     def add(self, task: str, variant: Variant, input_canvas: np.ndarray, predicted_canvas: np.ndarray,
@@ -125,20 +126,13 @@ class ArcVotes:
         answer = variant.invert(crop(predicted_canvas))
         answer_key = grid_hash(answer)
         self.grids.setdefault(answer_key, answer)
-        entry = self.tally.setdefault((task, grid_hash(test_input)), {}).setdefault(answer_key, [0, 0.0])
-        entry[0] += 1
-        entry[1] += float(halt)
+        self.tally.add((task, grid_hash(test_input)), answer_key, halt)
         self.rows += 1
 
     def merge(self, other: ArcVotes) -> ArcVotes:
         """Add another evaluator's votes to these (e.g. another rank's rows); returns self."""
         self.grids.update(other.grids)
-        for key, answers in other.tally.items():
-            mine = self.tally.setdefault(key, {})
-            for answer_key, (count, halt_sum) in answers.items():
-                entry = mine.setdefault(answer_key, [0, 0.0])
-                entry[0] += count
-                entry[1] += halt_sum
+        self.tally.merge(other.tally)
         self.rows += other.rows
         return self
 
@@ -155,17 +149,15 @@ class ArcVotes:
     def from_state_dict(cls, state: Mapping[str, Any]) -> ArcVotes:
         votes = cls()
         votes.grids = {key: grid.numpy() for key, grid in state["grids"].items()}
-        votes.tally = {(task, input_key): {answer: [count, halt] for answer, count, halt in answers}
-                       for task, input_key, answers in state["tally"]}
+        votes.tally = Tally({(task, input_key): {answer: [count, halt] for answer, count, halt in answers}
+                             for task, input_key, answers in state["tally"]})
         votes.rows = int(state["rows"])
         return votes
 
     def ranked(self, task: str, input_key: str) -> list[Candidate]:
         """Distinct answers by votes, then mean confidence; the answer hash breaks exact ties so the order does not
         depend on the order rows arrived in (or on how ranks were merged)."""
-        answers = self.tally.get((task, input_key), {})
-        order = sorted(answers.items(), key=lambda kv: (-kv[1][0], -kv[1][1] / kv[1][0], kv[0]))
-        return [Candidate(self.grids[h], h, int(count), halt_sum / count) for h, (count, halt_sum) in order]
+        return [Candidate(self.grids[h], h, votes, mean) for h, votes, mean in self.tally.ranked((task, input_key))]
 
 
 @dataclass

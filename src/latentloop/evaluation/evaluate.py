@@ -4,7 +4,7 @@ stop each sample when its halting head says so (continuous batching), and report
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,9 +13,11 @@ from tqdm.auto import tqdm
 
 from latentloop.data.format import DatasetMetadata, PuzzleSplit
 from latentloop.data.sampler import test_batches
-from latentloop.evaluation.predict import Prediction, predict_halting, predict_trajectories
+from latentloop.evaluation.predict import Prediction, predict, predict_halting, predict_trajectories
+from latentloop.evaluation.voting import RowPredictor, combine, run_copies
 from latentloop.models.act import ACT
 from latentloop.models.losses import IGNORE_LABEL, LOSSES
+from latentloop.tasks.augmentation import Augmentation
 
 # Sees every evaluated batch: puzzle identifiers, input tokens, predicted tokens, sigmoid(q_halt) (e.g. ARC voting).
 BatchObserver = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
@@ -58,20 +60,33 @@ def evaluate(model: ACT, split: PuzzleSplit, metadata: DatasetMetadata, batch_si
              steps: int | None = None, halt_early: bool = False, max_examples: int = 0,
              loss: str = "stablemax_cross_entropy", progress: bool = False, threshold: float = 0.5,
              trajectories: int = 1, noise: float = 0.0, seed: int = 0, keep_predictions: bool = False,
-             on_batch: BatchObserver | None = None) -> EvalResult:
+             on_batch: BatchObserver | None = None, augmentations: Sequence[Augmentation] = (),
+             ensemble: Sequence[ACT] = (), combine_mode: str = "vote") -> EvalResult:
     """Evaluate `model` on a split. `steps` defaults to the model's N_sup; `halt_early` stops a sample at the first
     step where sigmoid(q_halt) > threshold (the answer is taken there) instead of always running every step;
     `trajectories` > 1 runs that many noisy copies per sample and keeps the most confident (predict_trajectories).
+    With `augmentations` (test-time augmentation) and/or further models in `ensemble`, every puzzle also runs under
+    each transform through each model and one answer is kept by `combine_mode` (evaluation/voting.py); the answers
+    are then scored like any other, the loss is not (nan), and `metrics` says how many copies ran, how many
+    supervision steps a puzzle cost over all of them, and how often a copy agreed with the answer kept.
     `on_batch` receives the answers as they are made, so task scorers need not keep all of them in memory."""
-    was_training = model.training
-    model.eval()
+    models = [model, *ensemble]
+    was_training = [m.training for m in models]
+    for m in models:
+        m.eval()
     steps = steps or model.N_sup
     loss_fn = LOSSES[loss]
     batches = list(examples(split, metadata, batch_size, max_examples))
     start = time.perf_counter()
-    if halt_early or trajectories > 1:
+    copies = len(models) * max(1, len(augmentations))
+    if halt_early or trajectories > 1 or copies > 1:
         inputs, labels, ids = (np.concatenate([b[k] for b in batches]) for k in ("inputs", "labels", "ids"))
-        if trajectories > 1:
+        agreement = None
+        if copies > 1:
+            predictors = [row_predictor(m, steps, batch_size, halt_early, threshold, trajectories, noise, seed)
+                          for m in models]
+            pred, agreement = combine(run_copies(predictors, inputs, ids, augmentations, progress), combine_mode)
+        elif trajectories > 1:
             pred = predict_trajectories(model, inputs, ids, steps, batch_size, trajectories, noise, seed)
         else:
             pred = predict_halting(model, inputs, ids, steps, batch_size, labels=labels, loss_fn=loss_fn,
@@ -83,13 +98,32 @@ def evaluate(model: ACT, split: PuzzleSplit, metadata: DatasetMetadata, batch_si
         result = EvalResult(exact_accuracy=exact.float().mean().item(), accuracy=acc.mean().item(),
                             q_halt_accuracy=q_right.float().mean().item(),
                             lm_loss=float(pred.loss.mean()) if pred.loss is not None else float("nan"),
-                            steps=float(pred.steps.mean()), num_examples=len(inputs),
+                            steps=float(pred.steps.mean()) / copies, num_examples=len(inputs),
                             prediction=pred if keep_predictions else None)
+        if agreement is not None:
+            result.metrics.update({"tta": float(max(1, len(augmentations))), "models": float(len(models)),
+                                   "agreement": float(agreement.mean())})
+        if agreement is not None or trajectories > 1:   # every copy and every trajectory costs its steps
+            result.metrics["steps_per_puzzle"] = float(pred.steps.mean()) * trajectories
     else:
         result = _evaluate_fixed(model, batches, steps, loss_fn, device, progress, keep_predictions, on_batch)
     result.seconds = time.perf_counter() - start
-    model.train(was_training)
+    for m, mode in zip(models, was_training):
+        m.train(mode)
     return result
+
+
+def row_predictor(model: ACT, steps: int, batch_size: int, halt_early: bool = False, threshold: float = 0.5,
+                  trajectories: int = 1, noise: float = 0.0, seed: int = 0) -> RowPredictor:
+    """`model` answering token rows the way `evaluate` would without copies: every step, halting per sample, or
+    the most confident of noisy trajectories."""
+    def run(inputs: np.ndarray, ids: np.ndarray) -> Prediction:
+        if trajectories > 1:
+            return predict_trajectories(model, inputs, ids, steps, batch_size, trajectories, noise, seed)
+        if halt_early:
+            return predict_halting(model, inputs, ids, steps, batch_size, threshold=threshold)
+        return predict(model, inputs, ids, steps=steps, batch_size=batch_size)
+    return run
 
 
 def examples(split, metadata, batch_size: int, max_examples: int):

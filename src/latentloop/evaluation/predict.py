@@ -21,6 +21,7 @@ class Prediction:
     steps: np.ndarray             # [N] supervision steps used
     loss: np.ndarray | None = None         # [N] per-sequence loss at that step, when labels were given
     trajectory: np.ndarray | None = None   # [N, steps, seq_len] the decoded answer after every step, if asked
+    halted: np.ndarray | None = None       # [N] whether the halting head fired (per-sample halting only)
 
 
 def _select(state, keep: torch.Tensor):
@@ -45,6 +46,7 @@ def predict_halting(model: ACT, inputs: np.ndarray, puzzle_identifiers: np.ndarr
     tokens = np.zeros(inputs.shape, dtype=np.int64)
     halt = np.zeros(n, dtype=np.float32)
     used = np.zeros(n, dtype=np.int64)
+    fired = np.zeros(n, dtype=bool)
     losses = np.zeros(n, dtype=np.float64) if y_all is not None else None
     rows = torch.arange(min(batch_size, n), device=device)        # which example each row is working on
     next_example = len(rows)
@@ -60,6 +62,7 @@ def predict_halting(model: ACT, inputs: np.ndarray, puzzle_identifiers: np.ndarr
             tokens[finished] = out.logits[done].argmax(-1).cpu().numpy()
             halt[finished] = torch.sigmoid(out.q_halt[done]).cpu().numpy()
             used[finished] = count[done].cpu().numpy()
+            fired[finished] = halting[done].cpu().numpy()
             if losses is not None:
                 labels_done = y_all[rows[done]]
                 divisor = (labels_done != -100).sum(-1).clamp_min(1)
@@ -78,7 +81,7 @@ def predict_halting(model: ACT, inputs: np.ndarray, puzzle_identifiers: np.ndarr
             keep[free[len(refill):]] = False
             if not bool(keep.all()):
                 rows, count, state = rows[keep], count[keep], _select(state, keep)
-    return Prediction(tokens=tokens, halt_probability=halt, steps=used, loss=losses)
+    return Prediction(tokens=tokens, halt_probability=halt, steps=used, loss=losses, halted=fired)
 
 
 @torch.no_grad()

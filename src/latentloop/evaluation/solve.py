@@ -8,14 +8,18 @@ override `Task.solve_command`.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from latentloop.evaluation.evaluate import row_predictor
 from latentloop.evaluation.predict import predict
+from latentloop.evaluation.voting import combine, run_copies
 from latentloop.paths import ensure_output_file
+from latentloop.tasks.augmentation import Augmentation
 
 
 @dataclass
@@ -28,19 +32,31 @@ class Solution:
 
 
 def solve_puzzles(model, task, puzzles: list[Any], steps: int | None = None, halt_early: bool = True,
-                  batch_size: int = 256, progress: bool = False, threshold: float = 0.5) -> tuple[list[Solution], float]:
-    """Answer every puzzle; returns the solutions and the puzzles per second."""
+                  batch_size: int = 256, progress: bool = False, threshold: float = 0.5,
+                  augmentations: Sequence[Augmentation] = (), ensemble: Sequence[Any] = (),
+                  combine_mode: str = "vote") -> tuple[list[Solution], float]:
+    """Answer every puzzle; returns the solutions and the puzzles per second. With `augmentations` (TTA) or further
+    models in `ensemble`, each puzzle runs as several copies whose answers are combined (evaluation/voting.py);
+    a solution's steps are then the mean over its copies."""
     tokens = task.encode(puzzles)
     start = time.perf_counter()
     results: list[Solution] = []
+    models = [model, *ensemble]
+    copies = len(models) * max(1, len(augmentations))
+    predictors = [row_predictor(m, steps or model.N_sup, batch_size, halt_early, threshold) for m in models]
     bar = tqdm(total=len(puzzles), unit="puzzle", desc="solve", disable=not progress)
-    for lo in range(0, len(puzzles), batch_size):
-        pred = predict(model, tokens[lo:lo + batch_size], steps=steps, halt_early=halt_early, batch_size=batch_size,
-                       threshold=threshold)
+    for lo in range(0, len(puzzles), max(1, batch_size // copies)):
+        rows = tokens[lo:lo + max(1, batch_size // copies)]
+        if copies > 1:
+            pred, _ = combine(run_copies(predictors, rows, np.zeros(len(rows), dtype=np.int64), augmentations),
+                              combine_mode)
+        else:
+            pred = predict(model, rows, steps=steps, halt_early=halt_early, batch_size=batch_size,
+                           threshold=threshold)
         answers = task.decode(pred.tokens)
         for i, answer in enumerate(answers):
             puzzle = puzzles[lo + i]
-            results.append(Solution(puzzle, answer, task.check(puzzle, answer), int(pred.steps[i]),
+            results.append(Solution(puzzle, answer, task.check(puzzle, answer), round(pred.steps[i] / copies),
                                     float(pred.halt_probability[i])))
         bar.update(len(answers))
     bar.close()
@@ -55,7 +71,9 @@ def solve_command(task, args, model, cfg) -> None:
     puzzles = task.read(args.puzzle)
     many = len(puzzles) > 1
     results, rate = solve_puzzles(model, task, puzzles, steps=args.steps, halt_early=not args.no_halt,
-                                  batch_size=args.batch_size, progress=many, threshold=args.halt_threshold)
+                                  batch_size=args.batch_size, progress=many, threshold=args.halt_threshold,
+                                  augmentations=args.augmentations, ensemble=args.ensemble_models,
+                                  combine_mode=args.ensemble or "vote")
     if not many:
         r = results[0]
         print(task.format(r.answer))

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from latentloop.config import RunConfig
 from latentloop.errors import CheckpointError, ConfigError
+from latentloop.hub import local_checkpoint
 from latentloop.models import ACT, build_model, resolve_forward_dtype
 from latentloop.models.official_weights import load_official_checkpoint
 from latentloop.paths import ensure_output_dir
@@ -138,8 +139,9 @@ def save_checkpoint(run_dir: Path, step: int, cfg: RunConfig, weights: dict[str,
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """Accept a checkpoint folder, its model.safetensors, a run folder or its checkpoints/ folder."""
-    path = Path(path)
+    """Accept a checkpoint folder, its model.safetensors, a run folder or its checkpoints/ folder, here or on the
+    Hugging Face Hub (`hf:OWNER/REPO[@REVISION][/SUBFOLDER]`, see latentloop/hub.py)."""
+    path = local_checkpoint(path, WEIGHTS, LATEST)
     if path.is_file() and path.name == WEIGHTS:
         return path.parent
     for root in (path, path / "checkpoints"):
@@ -191,8 +193,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", *, con
 
     A file other than model.safetensors is read as a checkpoint of the official HRM/TRM code (e.g. `step_12345`),
     with `config` (default: the all_config.yaml beside it) and `data` (sizes RoPE models): see
-    models/official_weights.py.
+    models/official_weights.py. An `hf:` path loads either layout from the Hugging Face Hub (latentloop/hub.py).
     """
+    path = local_checkpoint(path, WEIGHTS, LATEST)
     if Path(path).is_file() and Path(path).name != WEIGHTS:
         return load_official_checkpoint(path, config=config, data=data, device=device)
     directory = resolve_checkpoint(path)
