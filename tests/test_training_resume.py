@@ -30,15 +30,33 @@ from test_training_loop import TINY
 TOTAL_STEPS = 64  # 256 toy examples, batch 32, 8 epochs
 
 
-def cli_args(data: Path, run: Path) -> list[str]:
+def cli_args(data: Path, run: Path, *overrides: str) -> list[str]:
     """Evaluations at steps 32 and 64, a checkpoint every 5 steps, a metrics record every 4."""
     return ["train", "cpu-sudoku6", *TINY, f"data_path={data}", f"out_dir={run}", "data.task=", "threads=1",
-            "epochs=8", "eval_interval=4", "checkpoint_interval=5", "log_interval=4", "--no-progress"]
+            "epochs=8", "eval_interval=4", "checkpoint_interval=5", "log_interval=4", *overrides, "--no-progress"]
 
 
-def start(data: Path, run: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "latentloop.cli", *cli_args(data, run), *extra],
+def start(data: Path, run: Path, *overrides: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "latentloop.cli", *cli_args(data, run, *overrides)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_then_resume(data: Path, run: Path, *overrides: str) -> str:
+    """Start a run, SIGKILL it at a random logged step (and a random moment after it), resume it to its end; the
+    resumed run's output. The seed of the random choices is in every failure message."""
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    proc = start(data, run, *overrides)
+    wait_for_step(proc, run, rng.randrange(8, TOTAL_STEPS - 8))  # the first checkpoint (step 5) exists by then
+    time.sleep(rng.uniform(0, 0.05))
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, f"seed {seed}"
+    resumed = subprocess.run([sys.executable, "-m", "latentloop.cli", *cli_args(data, run, *overrides), "--resume"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, f"seed {seed}: {resumed.stderr[-2000:]}"
+    assert "resumed" in resumed.stdout, f"seed {seed}"
+    return resumed.stdout
 
 
 def last_logged_step(run: Path) -> int:
@@ -94,19 +112,8 @@ def reference(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(reference, tmp_path):
     data, uninterrupted = reference
-    seed = random.randrange(1 << 30)
-    rng = random.Random(seed)
     run = tmp_path / "run"
-    proc = start(data, run)
-    wait_for_step(proc, run, rng.randrange(8, TOTAL_STEPS - 8))  # the first checkpoint (step 5) exists by then
-    time.sleep(rng.uniform(0, 0.05))
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, f"seed {seed}"
-    resumed = subprocess.run([sys.executable, "-m", "latentloop.cli", *cli_args(data, run), "--resume"],
-                             capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, f"seed {seed}: {resumed.stderr[-2000:]}"
-    assert "resumed" in resumed.stdout
+    kill_then_resume(data, run)
     assert_identical(run, uninterrupted)
 
 

@@ -21,8 +21,8 @@ except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
 
 from latentloop.errors import ConfigError
 from latentloop.tasks import TaskOptions, load_task_module, task_class
-from latentloop.models.config import (BELOW_ONE, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, PROBABILITY, SEED,
-                                      ModelConfig, Range, check_ranges, validate_model_config)
+from latentloop.models.config import (BELOW_ONE, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT,
+                                      PROBABILITY, SEED, ModelConfig, Range, check_ranges, validate_model_config)
 
 
 @dataclass
@@ -63,6 +63,19 @@ class TrainConfig:
                                           # a run"): whole sampler iterations, past total_steps only the EMA moves
     arc_votes: str = "per_eval"           # ARC: per_eval (each evaluation votes alone: ARC/pass@K) or pooled (also
                                           # ARC/pooled_pass@K, votes of every evaluation so far: the official default)
+    init_from: str = ""                   # start from a checkpoint's weights (any load_checkpoint path, hf: too) with
+                                          # a fresh optimizer and schedule; "" = off (training/init_from.py)
+    init_new_rows: str = "blank"          # puzzle-embedding rows the checkpoint does not know start as its blank
+                                          # row or the mean of its puzzle rows (mean)
+    init_train: str = "all"               # all | embeddings (the network is frozen) | network (the table is)
+    # Training methods after TRM (docs/variants.md), all off by default:
+    optimizer: str = "adam_atan2"         # or muon: Muon on the reasoning networks' weight matrices, AdamATan2 on
+                                          # the rest (training/optim.py split_for_muon)
+    muon_lr: float = 0.02                 # Muon's peak learning rate, on lr's warmup and cosine schedule
+    depth_curriculum: str = ""            # CGAR's depth schedule: "" (off), cgar, or stages such as
+                                          # "0.3:1,2;0.6:2,4" (T=1 n=2 for the first 30% of steps, ...; curriculum.py)
+    sup_step_weights: float = 0.0         # CGAR's supervision weighting: 0 = off, else the decay lambda in (0, 1]
+                                          # (a row's loss at step s x lambda^(s-1), normalised: losses.py)
 
 
 # Every numeric TrainConfig field and the values it may take (models.config.MODEL_RANGES has the model's).
@@ -73,7 +86,7 @@ TRAIN_RANGES: dict[str, Range] = {
     "puzzle_emb_lr": NON_NEGATIVE, "puzzle_emb_weight_decay": NON_NEGATIVE, "ema_rate": PROBABILITY, "seed": SEED,
     "eval_max_examples": NON_NEGATIVE_INT, "eval_batch_size": NON_NEGATIVE_INT, "threads": NON_NEGATIVE_INT,
     "grad_accum_steps": POSITIVE_INT, "log_interval": POSITIVE_INT, "checkpoint_interval": NON_NEGATIVE_INT,
-    "keep_last": NON_NEGATIVE_INT, "max_memory_gb": NON_NEGATIVE,
+    "keep_last": NON_NEGATIVE_INT, "max_memory_gb": NON_NEGATIVE, "muon_lr": POSITIVE, "sup_step_weights": PROBABILITY,
 }
 
 

@@ -109,17 +109,40 @@ class Attention(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """silu(gate) * up with a fused gate+up projection; over channels, or over positions in TRM-MLP."""
+    """silu(gate) * up with a fused gate+up projection; over channels, or over positions in TRM-MLP.
 
-    def __init__(self, width: int, expansion: float) -> None:
+    `conv_kernel > 0` makes it URM's ConvSwiGLU (Gao et al. 2025, arXiv 2512.14693, and its official
+    `models/layers.py`): down(silu(dwconv(silu(gate) * up))), where dwconv is a depthwise 1-D convolution with bias
+    over the sequence axis. Output position t reads the gated features at t - k//2 .. t + k - 1 - k//2 (zeros past
+    either end), so URM's k=2 mixes each position with the one before it. It adds inner * (k + 1) parameters (filter
+    and bias per channel), initialised as torch's Conv1d does: U(-1/sqrt(k), 1/sqrt(k)).
+    """
+
+    def __init__(self, width: int, expansion: float, conv_kernel: int = 0) -> None:
         super().__init__()
         inner = swiglu_inner_size(width, expansion)
         self.gate_up_proj = Linear(width, 2 * inner)
         self.down_proj = Linear(inner, width)
+        self.conv_kernel = conv_kernel
+        if conv_kernel:
+            bound = conv_kernel**-0.5
+            self.conv_weight = nn.Parameter(torch.empty(inner, 1, conv_kernel).uniform_(-bound, bound))
+            self.conv_bias = nn.Parameter(torch.empty(inner).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(F.silu(gate) * up)
+        hidden = F.silu(gate) * up
+        if self.conv_kernel:
+            hidden = F.silu(self.short_conv(hidden))
+        return self.down_proj(hidden)
+
+    def short_conv(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The depthwise convolution of [B, S, inner] over S, keeping S positions."""
+        before = self.conv_kernel // 2
+        padded = F.pad(hidden.transpose(1, 2), (before, self.conv_kernel - 1 - before))
+        out = F.conv1d(padded, self.conv_weight.to(hidden.dtype), self.conv_bias.to(hidden.dtype),
+                       groups=hidden.shape[-1])
+        return out.transpose(1, 2)
 
 
 class Block(nn.Module):
@@ -127,10 +150,11 @@ class Block(nn.Module):
 
     `mixer="attention"` mixes positions with self-attention; `mixer="mlp"` is TRM-MLP's token-mixing SwiGLU over the
     sequence axis (hidden size = number of positions), with its residual and norm taken in the transposed layout.
+    `conv_kernel > 0` makes the channel MLP a ConvSwiGLU (see SwiGLU); the token mixer stays a plain SwiGLU.
     """
 
     def __init__(self, width: int, num_heads: int, expansion: float, num_positions: int, mixer: str = "attention",
-                 eps: float = 1e-5) -> None:
+                 eps: float = 1e-5, conv_kernel: int = 0) -> None:
         super().__init__()
         self.mixer = mixer
         self.eps = eps
@@ -140,7 +164,7 @@ class Block(nn.Module):
             self.mlp_t = SwiGLU(num_positions, expansion)
         else:
             raise ValueError(f"unknown mixer {mixer!r}; use 'attention' or 'mlp'")
-        self.mlp = SwiGLU(width, expansion)
+        self.mlp = SwiGLU(width, expansion, conv_kernel)
 
     def forward(self, h: torch.Tensor, cos_sin: CosSin | None = None) -> torch.Tensor:
         if self.mixer == "mlp":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from latentloop.errors import ConfigError
 from latentloop.models.act import ACT, Carry
 from latentloop.models.baseline import TransformerBaseline
-from latentloop.models.config import (ARCHS, AUTO_DTYPE, DTYPES, Z_MODES, ModelConfig, resolve_forward_dtype,
+from latentloop.models.config import (ARCHS, AUTO_DTYPE, DTYPES, MLPS, Z_MODES, ModelConfig, resolve_forward_dtype,
                                       validate_model_config)
 from latentloop.models.hrm import HRM
 from latentloop.models.trm import TRM
@@ -31,8 +31,18 @@ def check_config(cfg: ModelConfig) -> None:
     if cfg.z_mode == "multiscale" and not 1 <= cfg.n <= cfg.num_z:
         raise ConfigError(f"z_mode=multiscale updates one of num_z={cfg.num_z} latents per latent step: "
                           f"n ({cfg.n}) must lie in 1..num_z")
+    if cfg.mlp not in MLPS:
+        raise ConfigError(f"unknown mlp {cfg.mlp!r}; use one of {', '.join(MLPS)}")
+    if cfg.mlp != "conv_swiglu" and cfg.conv_kernel != ModelConfig.conv_kernel:
+        raise ConfigError(f"conv_kernel is the kernel of mlp=conv_swiglu; mlp={cfg.mlp} would ignore it")
+    if cfg.grad_cycles > cfg.T:
+        raise ConfigError(f"grad_cycles ({cfg.grad_cycles}) is above T ({cfg.T}): a supervision step has only T "
+                          f"recursions to backpropagate through")
+    if cfg.one_step_grad and cfg.grad_cycles > 1:
+        raise ConfigError("one_step_grad backpropagates less than the last recursion; grad_cycles above 1 more: "
+                          "choose one")
     trm_only = [k for k, on in (("one_step_grad", cfg.one_step_grad), ("separate_nets", cfg.separate_nets),
-                                ("z_mode", cfg.z_mode != "yz")) if on]
+                                ("z_mode", cfg.z_mode != "yz"), ("grad_cycles", cfg.grad_cycles != 1)) if on]
     if cfg.arch != "trm" and trm_only:
         raise ConfigError(f"{', '.join(trm_only)} {'is a TRM option' if len(trm_only) == 1 else 'are TRM options'}; "
                           f"arch={cfg.arch} would ignore it")

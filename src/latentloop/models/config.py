@@ -10,6 +10,9 @@ One config describes every architecture (`arch`):
   hrm-* presets.
 * ``baseline``: the papers' "Direct pred" row, a ``layers``-deep Transformer applied once per supervision step.
   T, n and H_layers are unused.
+
+Options from later papers (docs/variants.md, "Training methods after TRM"): ``mlp=conv_swiglu`` with
+``conv_kernel`` (URM's ConvSwiGLU, every arch) and ``grad_cycles`` (URM's truncated backpropagation, TRM).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from latentloop.errors import ConfigError
 
 ARCHS = ("trm", "hrm", "baseline")
 Z_MODES = ("yz", "single", "multiscale")
+MLPS = ("swiglu", "conv_swiglu")
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 AUTO_DTYPE = "auto"   # forward_dtype=auto: bfloat16 where the device computes it natively, else float32
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")   # x86 flags of native bf16 arithmetic (AVX-512 BF16, AMX-BF16)
@@ -64,7 +68,7 @@ MODEL_RANGES: dict[str, Range] = {
     "halt_exploration_prob": PROBABILITY, "num_z": POSITIVE_INT,
     "puzzle_emb_ndim": NON_NEGATIVE_INT,    # 0 disables the puzzle embedding
     "puzzle_emb_len": NON_NEGATIVE_INT,     # 0 = ceil(puzzle_emb_ndim / hidden_size)
-    "rms_norm_eps": POSITIVE, "rope_theta": POSITIVE,
+    "rms_norm_eps": POSITIVE, "rope_theta": POSITIVE, "conv_kernel": POSITIVE_INT, "grad_cycles": POSITIVE_INT,
 }  # H_layers: TRM and the baseline ignore it (official TRM configs say 0); HRM needs 1 or more
 
 
@@ -107,6 +111,11 @@ class ModelConfig:
     z_mode: str = "yz"              # TRM ablation (Table 2): yz | single (only z) | multiscale (num_z latents)
     num_z: int = 6                  # latents of z_mode=multiscale (official trm_hier6: 6; needs n <= num_z)
     mlp_t: bool = False             # TRM-MLP: token-mixing SwiGLU instead of attention
+    mlp: str = "swiglu"             # swiglu | conv_swiglu: URM's ConvSwiGLU (arXiv 2512.14693), a depthwise
+                                    # convolution over positions after the gating of every block's channel MLP
+    conv_kernel: int = 2            # ConvSwiGLU's kernel in positions (URM: 2, each position and the one before)
+    grad_cycles: int = 1            # TRM: recursions of the T per step that are backpropagated, the last ones (URM's
+                                    # truncated backprop through loops); 1 = the paper's TRM, T = all of them
     pos_encodings: str = "rope"     # rope | learned | none
     puzzle_emb_ndim: int = 512      # 0 disables the puzzle embedding
     puzzle_emb_len: int = 16        # prefix positions; 0 means ceil(puzzle_emb_ndim / hidden_size)

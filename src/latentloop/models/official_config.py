@@ -182,7 +182,8 @@ def official_config(cfg: RunConfig) -> dict[str, Any]:
     """The all_config.yaml the official code would have written for this model, or CheckpointError where no
     official class computes the same function and halts the same way in training."""
     m, t = cfg.model, cfg.train
-    no_layout = [k for k, on in (("one_step_grad", m.one_step_grad), ("separate_nets", m.separate_nets)) if on]
+    no_layout = [k for k, on in (("one_step_grad", m.one_step_grad), ("separate_nets", m.separate_nets),
+                                 (f"mlp={m.mlp}", m.mlp != "swiglu"), ("grad_cycles", m.grad_cycles != 1)) if on]
     if no_layout:
         raise CheckpointError(f"{', '.join(no_layout)}: the official code has no such model, so there is no "
                               f"official layout to export to")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from latentloop.layers.blocks import CosSin, Embedding, Linear, ReasoningModule, RotaryEmbedding, embed_scale
 from latentloop.layers.init import trunc_normal_
@@ -104,11 +105,12 @@ class RecurrentModel(nn.Module):
         self.encoder = InputEncoder(cfg)
 
     def reasoning_module(self, num_layers: int) -> ReasoningModule:
-        """A stack of `num_layers` shared blocks: attention, or TRM-MLP's token mixing when cfg.mlp_t."""
+        """A stack of `num_layers` shared blocks: attention, or TRM-MLP's token mixing when cfg.mlp_t; URM's
+        ConvSwiGLU as the channel MLP when cfg.mlp is conv_swiglu."""
         cfg = self.cfg
         return ReasoningModule(num_layers, width=cfg.hidden_size, num_heads=cfg.num_heads, expansion=cfg.expansion,
                                num_positions=cfg.num_positions, mixer="mlp" if cfg.mlp_t else "attention",
-                               eps=cfg.rms_norm_eps)
+                               eps=cfg.rms_norm_eps, conv_kernel=cfg.conv_kernel if cfg.mlp == "conv_swiglu" else 0)
 
     def add_heads(self) -> None:
         self.lm_head = Linear(self.cfg.hidden_size, self.cfg.vocab_size)
@@ -166,7 +168,9 @@ class TRM(RecurrentModel):
     Ablations (cfg): `one_step_grad` backprops only the last z and y updates; `separate_nets` gives y its own network
     `net_y` (f_H; `net` is f_L); `z_mode` "single" keeps only z (z <- net(z + x) n times, then z <- net(z)), and
     "multiscale" keeps num_z latents, the i-th latent update writing z_i from the sum of all of them (official
-    trm_hier6). T, n and layers are free; T and n are read at every call, so they can be changed at test time.
+    trm_hier6). T, n and layers are free; T and n are read at every call, so they can be changed at test time (and
+    by the training loop's depth curriculum). `grad_cycles` = k backprops the last k recursions instead of the last
+    one (URM's truncated backpropagation through loops, arXiv 2512.14693).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -204,18 +208,31 @@ class TRM(RecurrentModel):
                 z = self.net(z, y + x, cos_sin)
         return net_y(y, z, cos_sin), z
 
+    def recomputed_recursion(self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor,
+                             cos_sin: CosSin | None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """latent_recursion with gradient whose activations are recomputed in the backward pass instead of kept
+        (activation checkpointing), so backpropagating through k recursions keeps about one recursion's activations.
+        The networks draw no random numbers, so no RNG state needs saving for the recomputation."""
+        if not torch.is_grad_enabled():
+            return self.latent_recursion(x, y, z, cos_sin)
+        return checkpoint(self.latent_recursion, x, y, z, cos_sin, use_reentrant=False, preserve_rng_state=False)
+
     def forward(self, state, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> tuple[object, StepOutput]:
-        """One supervision step: T-1 recursions without gradient, then one with gradient; heads read y."""
+        """One supervision step: T-k recursions without gradient, then k with gradient (k = grad_cycles, 1 in the
+        paper; at most the T of this call, which the depth curriculum may lower); heads read y."""
         x = self.encoder(inputs, puzzle_identifiers)
         cos_sin = self.encoder.cos_sin()
         y, z = getattr(state, "y", None), state.z
-        if self.cfg.T > 1:
+        k = min(self.cfg.grad_cycles, self.cfg.T)
+        if self.cfg.T > k:
             with torch.no_grad():
                 low = self.cfg.no_grad_torch_dtype
                 x_low, y, z = cast(x, low), cast(y, low), cast(z, low)
-                for _ in range(self.cfg.T - 1):
+                for _ in range(self.cfg.T - k):
                     y, z = self.latent_recursion(x_low, y, z, cos_sin)
                 y, z = cast(y, x.dtype), cast(z, x.dtype)
+        for _ in range(k - 1):
+            y, z = self.recomputed_recursion(x, y, z, cos_sin)
         y, z = self.latent_recursion(x, y, z, cos_sin, grad_from=self.cfg.n - 1 if self.cfg.one_step_grad else 0)
         if y is None:
             return LatentState(z=z.detach()), self.heads(z)

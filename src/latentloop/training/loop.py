@@ -3,7 +3,8 @@
 One optimizer step = one supervision step of the ACT carry (the official `train_batch` in `pretrain.py`): the loss
 of every row is summed, divided by the global batch size and back-propagated; AdamATan2 updates the dense weights and
 sign-SGD the puzzle-embedding rows the batch touched; the EMA follows the raw weights and is what gets evaluated and
-saved.
+saved. The training methods of later papers are options, off by default: Muon for the reasoning networks' matrices
+(optimizer=muon), CGAR's depth curriculum (training/curriculum.py) and supervision weighting (sup_step_weights).
 A run is total_steps optimizer steps (run_schedule=steps), or the official pretrain.py's loop (run_schedule=iterations):
 whole sampler iterations of eval_interval epochs, each followed by an evaluation, where the batches past total_steps
 update only the EMA.
@@ -38,21 +39,23 @@ from tqdm.auto import tqdm
 from latentloop.config import RunConfig, TrainConfig, validate_train_config
 from latentloop.data.format import read_split
 from latentloop.data.sampler import GroupSampler
-from latentloop.errors import ConfigError, DataError, LatentloopError
+from latentloop.errors import CheckpointError, ConfigError, DataError, LatentloopError
 from latentloop.evaluation.evaluate import EvalResult, evaluate
 from latentloop.layers.puzzle_embedding import PuzzleEmbeddingSignSGD
 from latentloop.models import Carry, build_model, count_parameters, resolve_forward_dtype
 from latentloop.models.config import AUTO_DTYPE
-from latentloop.models.losses import LOSSES, act_loss
+from latentloop.models.losses import LOSSES, act_loss, supervision_weights
 from latentloop.paths import ensure_output_dir
 from latentloop.tasks import Task, task_of_dataset
 from latentloop.training.checkpoint import (RAW_WEIGHTS, load_train_state, load_weights, read_config,
                                            resolve_checkpoint, save_checkpoint, weights_for_saving)
+from latentloop.training.curriculum import depth_at, depth_stages, describe, recursion_depth
 from latentloop.training.distributed import Distributed, example_range
 from latentloop.training.ema import EMA
+from latentloop.training.init_from import check_init_settings, freeze, prepare_init
 from latentloop.training.loggers import MetricLogger
 from latentloop.training.memory import GIB, MemoryEstimate, estimate_memory, format_bytes
-from latentloop.training.optim import AdamATan2, lr_at
+from latentloop.training.optim import OPTIMIZERS, AdamATan2, lr_at, make_muon, split_for_muon
 
 if TYPE_CHECKING:
     from latentloop.evaluation.arc import ArcEvaluator
@@ -125,6 +128,9 @@ def _check_settings(t: TrainConfig) -> None:
         raise ConfigError(f"run_schedule must be one of {', '.join(RUN_SCHEDULES)}, not {t.run_schedule!r}")
     if t.arc_votes not in ARC_VOTES:
         raise ConfigError(f"arc_votes must be one of {', '.join(ARC_VOTES)}, not {t.arc_votes!r}")
+    if t.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {t.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+    check_init_settings(t)
 
 
 def _check_memory(memory: MemoryEstimate, t: TrainConfig, local_batch: int) -> None:
@@ -228,6 +234,7 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
     t = cfg.train
     device = job.device
     run_dir = Path(t.out_dir or f"runs/{cfg.name}")
+    depth_schedule = depth_stages(t.depth_curriculum, cfg.model)
     train_split, train_meta = read_split(Path(t.data_path) / "train")
     test_split, test_meta = read_split(Path(t.data_path) / "test")
     if test_split.num_examples == 0:
@@ -243,21 +250,31 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
     loss_fn = LOSSES[t.loss]
     memory = estimate_memory(cfg.model, local_batch, micro, t.ema, loss_fn)
     _check_memory(memory, t, local_batch)
+    # init_from: a fresh run starts from a checkpoint's weights, checked here before anything is written; a resumed
+    # run continues from its own checkpoint instead
+    init = prepare_init(cfg, task) if t.init_from and not resume else None
     if job.is_main:
         _prepare_run_dir(run_dir)
 
     seed_everything(t.seed)  # the same seed on every rank: rank 0's weights are broadcast anyway
     model = build_model(cfg.model).to(device)
+    if init is not None:
+        init.apply(model)
+    freeze(model, t.init_train)  # before the optimizers and the EMA, on resume too
     if t.compile:
         model.inner.compile_networks()
     model.train()
     job.broadcast_model(model)
     num_params = count_parameters(model)
-    optimizer = AdamATan2(model.parameters(), lr=0.0, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
+    dense, muon = model.parameters(), None
+    if t.optimizer == "muon":  # its decay rate is scaled so every weight shrinks by lr * weight_decay per step
+        hidden, dense = split_for_muon(model)
+        muon = make_muon(hidden, weight_decay=t.weight_decay * t.lr / t.muon_lr)
+    optimizer = AdamATan2(dense, lr=0.0, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
     puzzle_emb = model.inner.puzzle_emb
     sparse_opt = (PuzzleEmbeddingSignSGD(puzzle_emb, lr=0.0, weight_decay=t.puzzle_emb_weight_decay)
-                  if puzzle_emb is not None else None)
-    ema = EMA(model, t.ema_rate) if t.ema else None
+                  if puzzle_emb is not None and t.init_train != "network" else None)
+    ema = EMA(model, t.ema_rate) if t.ema and t.init_train != "embeddings" else None  # frozen: EMA = raw weights
     sampler = GroupSampler(train_split, train_meta, t.global_batch_size, seed=t.seed,
                            epochs_per_iter=t.eval_interval, rank=job.rank, world_size=job.world_size)
     # Every rank draws the exploration numbers of the whole global batch and uses its rows' share (ACT `rows`).
@@ -273,7 +290,7 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
 
     if resume:
         step, resumed_carry, window, elapsed = _restore(run_dir, model, optimizer, sparse_opt, ema, sampler,
-                                                        explore_rng, pool)
+                                                        explore_rng, pool, muon)
         log(f"resumed {run_dir} at step {step}")
         if pool is not None and not pool.evaluations and step >= steps_per_eval:
             log("the checkpoint holds no pooled ARC votes (it was saved with arc_votes=per_eval): "
@@ -284,6 +301,10 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
         f"{total_steps:,} steps")
     log(precision)
     log(memory.report())
+    if init is not None:
+        log(init.report())
+    if depth_schedule:
+        log(describe(depth_schedule, cfg.model))
     by_iterations = t.run_schedule == "iterations"
     total_iters = t.epochs // t.eval_interval
     planned = total_steps
@@ -293,8 +314,11 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
     logger = None
     if job.is_main:
         logger = MetricLogger(run_dir, t.logger, config=cfg.to_dict(), resume_step=step if resume else None)
-        if not resume:  # the first record says which precision the run uses (a resumed run keeps it)
-            logger.log({"step": 0, "forward_dtype": cfg.model.forward_dtype, "precision": precision})
+        # The first record says which precision the run uses (a resumed run keeps it) and, with init_from, which
+        # checkpoint it started from
+        if not resume:
+            logger.log({"step": 0, "forward_dtype": cfg.model.forward_dtype, "precision": precision,
+                        **(init.record() if init is not None else {})})
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     start = time.time() - elapsed
     final_eval: EvalResult | None = None
@@ -316,20 +340,27 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
                 lr = lr_at(step, t.lr, t.lr_warmup_steps, total_steps, t.lr_min_ratio)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                if muon is not None:
+                    for group in muon.param_groups:
+                        group["lr"] = lr_at(step, t.muon_lr, t.lr_warmup_steps, total_steps, t.lr_min_ratio)
                 if sparse_opt is not None:
                     for group in sparse_opt.param_groups:
                         group["lr"] = lr_at(step, t.puzzle_emb_lr, t.lr_warmup_steps, total_steps, t.lr_min_ratio)
+                depth = depth_at(depth_schedule, step, total_steps, cfg.model)
 
                 explore_state = explore_rng.get_state()
                 sums: dict[str, torch.Tensor] = {}
                 try:
                     for i, micro_batch in enumerate(micro_batches):
                         explore_rng.set_state(explore_state)  # each micro-batch takes its rows of the same draw
-                        carries[i], outputs = model(carries[i], micro_batch, generator=explore_rng,
-                                                    rows=(first_row + i * micro, t.global_batch_size))
-                        loss, metrics = act_loss(outputs, carries[i].data["labels"], carries[i].halted,
-                                                 carries[i].steps, loss_fn)
-                        (loss / t.global_batch_size).backward()
+                        with recursion_depth(model.inner.cfg, *depth):
+                            carries[i], outputs = model(carries[i], micro_batch, generator=explore_rng,
+                                                        rows=(first_row + i * micro, t.global_batch_size))
+                            weights = (supervision_weights(carries[i].steps, cfg.model.N_sup, t.sup_step_weights)
+                                       if t.sup_step_weights else None)
+                            loss, metrics = act_loss(outputs, carries[i].data["labels"], carries[i].halted,
+                                                     carries[i].steps, loss_fn, row_weights=weights)
+                            (loss / t.global_batch_size).backward()
                         if sparse_opt is not None:
                             sparse_opt.collect()
                         for key, value in {"total_loss": loss.detach(), **metrics}.items():
@@ -349,6 +380,9 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
                 job.all_reduce_gradients(list(model.parameters()))
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                if muon is not None:
+                    muon.step()
+                    muon.zero_grad(set_to_none=True)
                 if sparse_opt is not None:
                     sparse_opt.step()
                     sparse_opt.zero_grad()
@@ -388,7 +422,8 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
                               f"(cells {final_eval.accuracy:.1%}) on {final_eval.num_examples:,} puzzles")
             if evaluating or stopping or (t.checkpoint_interval and step % t.checkpoint_interval == 0):
                 saved = _save(cfg, run_dir, step, model, optimizer, sparse_opt, ema, sampler, explore_rng, carries,
-                              window, time.time() - start, job, final_eval.summary() if evaluating else None, pool)
+                              window, time.time() - start, job, final_eval.summary() if evaluating else None, pool,
+                              muon)
             if stopping:
                 job.barrier()  # every rank leaves together, after rank 0 has written the checkpoint
                 log(f"stopped by {stop.signal_name or 'another rank'} at step {step}: saved {saved}; continue "
@@ -556,8 +591,10 @@ def _carry_state(carries: list[Carry], job: Distributed) -> dict[str, Any]:
 
 def _save(cfg: RunConfig, run_dir: Path, step: int, model, optimizer, sparse_opt, ema: EMA | None, sampler,
           explore_rng: torch.Generator, carries: list[Carry], window: dict[str, float], seconds: float,
-          job: Distributed, metrics: dict[str, Any] | None, pool: ArcEvaluator | None = None) -> Path | None:
-    """Gather the carry from every rank (a collective, so all ranks call this); rank 0 writes the checkpoint."""
+          job: Distributed, metrics: dict[str, Any] | None, pool: ArcEvaluator | None = None,
+          muon: torch.optim.Optimizer | None = None) -> Path | None:
+    """Gather the carry from every rank (a collective, so all ranks call this); rank 0 writes the checkpoint.
+    With optimizer=muon, "optimizer" holds AdamATan2's state and "muon" Muon's."""
     carry = _carry_state(carries, job)
     if not job.is_main:
         return None
@@ -569,6 +606,8 @@ def _save(cfg: RunConfig, run_dir: Path, step: int, model, optimizer, sparse_opt
                    "sparse_optimizer": sparse_opt.state_dict() if sparse_opt is not None else {},
                    "carry": carry, "window": dict(window), "seconds": seconds,
                    "arc_votes": pool.state_dict() if pool is not None else {}}
+    if muon is not None:
+        train_state["muon"] = muon.state_dict()
     t = cfg.train
     return save_checkpoint(run_dir, step, cfg, eval_weights, raw_weights=weights_for_saving(model),
                            train_state=train_state, metrics=metrics, keep=t.keep_last,
@@ -576,14 +615,20 @@ def _save(cfg: RunConfig, run_dir: Path, step: int, model, optimizer, sparse_opt
 
 
 def _restore(run_dir: Path, model, optimizer, sparse_opt, ema, sampler, explore_rng,
-             pool: ArcEvaluator | None = None) -> tuple[int, Carry, dict[str, float], float]:
-    """Load raw weights (with the puzzle-embedding table), optimizer, EMA, sampler, RNG state, the ACT carry, the
+             pool: ArcEvaluator | None = None, muon: torch.optim.Optimizer | None = None
+             ) -> tuple[int, Carry, dict[str, float], float]:
+    """Load raw weights (with the puzzle-embedding table), optimizer(s), EMA, sampler, RNG state, the ACT carry, the
     unlogged metric window and the pooled ARC votes; every rank reads the same checkpoint (multi-node runs need a
     shared run folder)."""
     directory = resolve_checkpoint(run_dir)
     state = load_train_state(directory)
+    if ("muon" in state) != (muon is not None):  # checkpoints older than the option hold AdamATan2's state only
+        trained = "muon" if "muon" in state else "adam_atan2"
+        raise CheckpointError(f"{directory} was trained with optimizer={trained}; resume it with the same optimizer")
     load_weights(model, directory / RAW_WEIGHTS)
     optimizer.load_state_dict(state["optimizer"])
+    if muon is not None:
+        muon.load_state_dict(state["muon"])
     if sparse_opt is not None and state.get("sparse_optimizer"):
         sparse_opt.load_state_dict(state["sparse_optimizer"])
     if ema is not None:

@@ -1,5 +1,6 @@
 """The dense optimizer and the learning-rate schedule of the official recipes (AdamATan2 from the `adam-atan2`
-package and `cosine_schedule_with_warmup_lr_lambda` in the official HRM/TRM `pretrain.py`).
+package and `cosine_schedule_with_warmup_lr_lambda` in the official HRM/TRM `pretrain.py`), and the split of the
+parameters for optimizer=muon (Muon on the reasoning networks' matrices, AdamATan2 on the rest).
 
 `AdamATan2` reproduces the CUDA-only `adam-atan2` package in plain PyTorch so training runs on any device;
 `lr_at` is the shared warmup + cosine schedule it and the puzzle embedding's sparse sign-SGD
@@ -13,7 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 from torch.optim.optimizer import ParamsT
+
+from latentloop.errors import ConfigError
+from latentloop.layers.blocks import ReasoningModule
+
+OPTIMIZERS = ("adam_atan2", "muon")   # train.optimizer
 
 
 def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, min_ratio: float = 1.0) -> float:
@@ -81,6 +88,26 @@ class AdamATan2(torch.optim.Optimizer):
                 update(params, grads, exp_avgs, exp_avg_sqs, steps,
                        lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"])
         return loss
+
+
+def split_for_muon(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(Muon's, AdamATan2's) parameters for optimizer=muon: Muon takes the 2-D weight matrices of the reasoning
+    networks (the hidden layers it is made for); the embeddings, the output and Q heads and every parameter that is
+    not a matrix (biases, ConvSwiGLU filters) stay with AdamATan2. Both lists keep the order of model.parameters()."""
+    hidden = {id(p) for module in model.modules() if isinstance(module, ReasoningModule)
+              for p in module.parameters() if p.ndim == 2}
+    params = list(model.parameters())
+    return [p for p in params if id(p) in hidden], [p for p in params if id(p) not in hidden]
+
+
+def make_muon(params: list[nn.Parameter], weight_decay: float) -> torch.optim.Optimizer:
+    """torch's Muon (2.9 and newer) with its default momentum (0.95, Nesterov) and Newton-Schulz iteration; the
+    training loop sets its learning rate at every step."""
+    muon = getattr(torch.optim, "Muon", None)
+    if muon is None:
+        raise ConfigError(f"optimizer=muon needs torch.optim.Muon (torch 2.9 or newer); this is torch "
+                          f"{torch.__version__}")
+    return muon(params, lr=0.0, weight_decay=weight_decay)
 
 
 def _step_scalars(steps: list[int], lr: float, beta1: float, beta2: float) -> tuple[list[float], list[float]]:
