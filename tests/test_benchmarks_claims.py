@@ -88,9 +88,65 @@ def test_per_length_accuracy_is_read_from_task_metrics_and_tabulated(tmp_path):
 def test_every_claim_is_defined_once_with_distinct_variants():
     keys = [e.key for e in claims.EXPERIMENTS]
     assert keys == ["recursion", "test-time", "loops", "gradient", "tiny", "sort"]
-    for experiment in claims.EXPERIMENTS:
+    assert [e.key for e in claims.METHODS] == ["methods", "methods-sort"]
+    for experiment in claims.EXPERIMENTS + claims.METHODS:
         labels = [v.label for v in experiment.variants]
         assert len(labels) == len(set(labels))
+    # `all` is the papers' claims; the method measurements run by name only.
+    assert [e.key for e, _ in claims.chosen_experiments(claims.parse_args(["all"]))] == keys
+
+
+METHOD_OVERRIDES = {
+    "TRM (default)": (),
+    "depth_curriculum=cgar": ("depth_curriculum=cgar",),
+    "sup_step_weights=0.7": ("sup_step_weights=0.7",),
+    "mlp=conv_swiglu": ("mlp=conv_swiglu",),
+    "grad_cycles=2 (full backprop, T=2)": ("grad_cycles=2",),
+    "optimizer=muon": ("optimizer=muon",),
+    "CGAR (curriculum + weights)": ("depth_curriculum=cgar", "sup_step_weights=0.7"),
+}
+
+
+def test_methods_plans_every_option_at_every_seed_on_the_claims_setup_and_shares_their_trm_runs():
+    chosen = claims.chosen_experiments(claims.parse_args(["methods"]))
+    jobs = harness.plan(chosen, seeds=[0, 1, 2])
+    assert sorted((j.label, j.seed) for j in jobs) == sorted((label, seed) for label in METHOD_OVERRIDES
+                                                             for seed in (0, 1, 2))
+    for job in jobs:
+        own = METHOD_OVERRIDES[job.label]
+        assert job.overrides[-len(own) - len(claims.SHORT_RUN):] == (*own, *claims.SHORT_RUN)
+        assert f"train.seed={job.seed}" in job.overrides
+    # Same steps and data for every variant: one generated set, sized for 400 steps of 64.
+    assert {o for j in jobs for o in j.overrides if o.startswith("data")} == {
+        "data_path=data/claims-cpu-sudoku6-25600-500", "data.num_train=25600", "data.num_test=500"}
+    recursion = claims.chosen_experiments(claims.parse_args(["recursion"]))
+    trm_runs = {j.run_dir for j in harness.plan(recursion, seeds=[0, 1, 2]) if j.label == claims.TRM.label}
+    assert {j.run_dir for j in jobs if j.label == "TRM (default)"} == trm_runs
+    assert len(harness.plan(recursion + chosen, seeds=[0, 1, 2])) == (5 + 6) * 3   # the TRM rows are trained once
+
+
+def test_methods_sort_runs_the_same_options_on_the_sort_setup_with_its_own_steps():
+    (experiment, setup), = claims.chosen_experiments(claims.parse_args(["methods-sort"]))
+    assert {v.label: v.overrides for v in experiment.variants} == METHOD_OVERRIDES
+    assert (setup.preset, setup.base_steps, setup.num_test) == ("cpu-sort", 750, 2000)
+    assert setup.extra == claims.SORT_RUN
+
+
+@pytest.mark.parametrize("key", ["methods", "methods-sort"])
+def test_every_method_run_is_a_valid_config_that_builds(key):
+    import torch
+
+    from latentloop.config import apply_overrides, load_preset
+    from latentloop.models import build_model
+    from latentloop.training.curriculum import depth_stages
+    from latentloop.training.optim import OPTIMIZERS
+
+    for job in harness.plan(claims.chosen_experiments(claims.parse_args([key])), seeds=[0]):
+        cfg = apply_overrides(load_preset(job.preset), list(job.overrides))   # validates every field's range
+        depth_stages(cfg.train.depth_curriculum, cfg.model)
+        assert cfg.train.optimizer in OPTIMIZERS   # the training loop's check, which validate does not make
+        with torch.device("meta"):   # checks the architecture (grad_cycles <= T, the MLP) without the memory
+            build_model(cfg.model)
 
 
 def test_singles_rounds_counts_chained_deductions():

@@ -2,11 +2,14 @@
 
     python benchmarks/claims/run.py all                      # every claim, 3 seeds, about an hour on 2 cores
     python benchmarks/claims/run.py recursion --seeds 0,1,2  # one claim
+    python benchmarks/claims/run.py methods                  # the training options after TRM (not part of `all`)
     python benchmarks/claims/run.py all --scale 20 --jobs 8 --set device=cuda threads=0 hidden_size=512
 
 Each claim writes <out>/<claim>.md (table), .json and .png. The task of claims 1-5 is generated minimal-clue 6x6
 Sudoku (the `cpu-sudoku6` preset), of `sort` the `cpu-sort` lists; see docs/results.md for the results and why the
-tasks need multi-step reasoning.
+tasks need multi-step reasoning. `methods` and `methods-sort` measure the training options of docs/variants.md
+("Training methods after TRM") against the default TRM on each task; they are not claims of the TRM/HRM papers and
+would roughly double the time of `all`, so they run only by name.
 """
 
 from __future__ import annotations
@@ -90,15 +93,54 @@ EXPERIMENTS = [
         plot="lengths", preset="cpu-sort", shared=SORT_RUN, steps=1500, num_test=2000),
 ]
 
+# The options of docs/variants.md ("Training methods after TRM"), one at a time and CGAR's two together, each on the
+# default TRM of its task. Both tasks' TRM has T=2 and n=2, so every variant applies to both: grad_cycles=2 is every
+# recursion, and `depth_curriculum=cgar` (stages at ceil(T/3), ceil(n/3) and ceil(2T/3), ceil(2n/3)) trains at T=1,
+# n=1 for the first 30% of the steps and at the full depth after that.
+METHOD_VARIANTS = (
+    Variant("TRM (default)"),
+    Variant("depth_curriculum=cgar", ("depth_curriculum=cgar",)),
+    Variant("sup_step_weights=0.7", ("sup_step_weights=0.7",)),
+    Variant("mlp=conv_swiglu", ("mlp=conv_swiglu",)),
+    Variant("grad_cycles=2 (full backprop, T=2)", ("grad_cycles=2",)),
+    Variant("optimizer=muon", ("optimizer=muon",)),
+    Variant("CGAR (curriculum + weights)", ("depth_curriculum=cgar", "sup_step_weights=0.7")),
+)
+# What "the same budget" means in both method tables.
+SAME_BUDGET = (
+    "Every row trains for the same optimizer steps of the same batch on the same data; the options change what a step "
+    "costs (the curriculum's early steps recurse less, full backprop and ConvSwiGLU compute more, and ConvSwiGLU adds "
+    "parameters: see the params column), so the min/run column, each run's mean wall clock, is there to compare the "
+    "rows at equal wall clock too. Muon runs at its default muon_lr=0.02 next to the shared lr, untuned here.")
 
-def main(argv: list[str] | None = None) -> None:
+# Measurements of options rather than claims of the papers: run by name only, never by `all` (they would roughly
+# double its time).
+METHODS = [
+    Experiment(
+        "methods", "Training methods after TRM on 6x6 Sudoku",
+        "The options of docs/variants.md (CGAR's depth curriculum and supervision weights, alone and together; URM's "
+        "ConvSwiGLU and full backpropagation through both recursions; Muon) against the claims' default TRM, with the "
+        "claims' shared setup and 400 steps, so the TRM row is the cached run of claims 1, 3, 4 and 5. " + SAME_BUDGET,
+        METHOD_VARIANTS, shared=SHORT_RUN),
+    Experiment(
+        "methods-sort", "Training methods after TRM on sorting",
+        "The same options on the `cpu-sort` lists of claim 6 (its attention with RoPE, 2,000 held-out lists of 4..12 "
+        "numbers), trained for 750 steps (48,000 lists) instead of claim 6's 1,500 to halve the time of its 21 runs on "
+        "2 cores; its TRM row is therefore a run of its own, not claim 6's. " + SAME_BUDGET,
+        METHOD_VARIANTS, preset="cpu-sort", shared=SORT_RUN, steps=750, num_test=2000),
+]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, apart from main so that tests read the defaults a sweep runs with."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("claim", choices=[e.key for e in EXPERIMENTS] + ["all"])
+    parser.add_argument("claim", choices=[e.key for e in EXPERIMENTS + METHODS] + ["all"],
+                        help="one experiment, or all the claims (not methods or methods-sort)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the training steps and the generated training set (default 1: 400 steps)")
     parser.add_argument("--steps", type=int, help="training steps of a run at scale 1 (default: the claim's, 400 on "
-                                                  "Sudoku, 1,500 on sorting)")
+                                                  "Sudoku, 1,500 on sorting, 750 for methods-sort)")
     parser.add_argument("--batch", type=int, default=64, help="global batch size (default 64)")
     parser.add_argument("--num-test", type=int, help="held-out puzzles (default: the claim's, 500 on Sudoku, "
                                                      "2,000 on sorting)")
@@ -110,13 +152,23 @@ def main(argv: list[str] | None = None) -> None:
                              "hidden_size=512 puzzle_emb_ndim=512")
     parser.add_argument("--out", default="runs/claims", help="output folder (default runs/claims)")
     parser.add_argument("--report-only", action="store_true", help="tabulate the runs already done; train nothing")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def chosen_experiments(args: argparse.Namespace) -> list[tuple[Experiment, Setup]]:
+    """The experiments named on the command line with the setup of their runs (`all`: the claims, not METHODS);
+    one function, so that tests plan exactly the runs, and cache keys, that a sweep makes."""
+    wanted = EXPERIMENTS if args.claim == "all" else [e for e in EXPERIMENTS + METHODS if e.key == args.claim]
+    return [(e, Setup(preset=e.preset, base_steps=args.steps or e.steps, batch_size=args.batch,
+                      num_test=args.num_test or e.num_test, data_prefix=f"data/claims-{e.preset}",
+                      out_dir=Path(args.out), scale=args.scale, extra=(*e.shared, *args.set)))
+            for e in wanted]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    chosen = [(e, Setup(preset=e.preset, base_steps=args.steps or e.steps, batch_size=args.batch,
-                        num_test=args.num_test or e.num_test, data_prefix=f"data/claims-{e.preset}",
-                        out_dir=Path(args.out), scale=args.scale, extra=(*e.shared, *args.set)))
-              for e in EXPERIMENTS if args.claim in ("all", e.key)]
+    chosen = chosen_experiments(args)
     if not args.report_only:
         index, count = (int(v) for v in args.shard.split("/"))
         jobs = plan(chosen, seeds)[index::count]
