@@ -32,7 +32,7 @@ from latentloop.models import build_model
 from latentloop.tasks import task_of_dataset
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="cpu-sudoku6")
     parser.add_argument("--tta", default="2,4,8,16,32", help="comma-separated transform counts")
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512, help="rows per forward pass (copies included)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     counts = [int(k) for k in args.tta.split(",") if k.strip()]
@@ -55,31 +55,36 @@ def main() -> None:
         task = task_of_dataset(data)
         transforms = {k: tta_count(k, task) for k in counts}
 
-        def timed(k: int) -> float:
-            start = time.perf_counter()
+        def timed(k: int) -> tuple[float, float]:
+            """Wall and process CPU seconds of one evaluation with k transforms (CPU time is the less noisy of
+            the two when other processes share the cores: it does not count the time this one waits)."""
+            wall, cpu = time.perf_counter(), time.process_time()
             evaluate(model, split, meta, args.batch, torch.device("cpu"), augmentations=transforms.get(k, []))
-            return time.perf_counter() - start
+            return time.perf_counter() - wall, time.process_time() - cpu
 
         timed(1)   # warm-up
-        plain: list[float] = []
-        ratios: dict[int, list[float]] = {k: [] for k in counts}
-        seconds: dict[int, list[float]] = {k: [] for k in counts}
+        plain: list[tuple[float, float]] = []
+        seconds: dict[int, list[tuple[float, float]]] = {k: [] for k in counts}
+        ratios: dict[int, list[tuple[float, float]]] = {k: [] for k in counts}
+        load_before = os.getloadavg()[0]
         for _ in range(args.rounds):
             for k in counts:
-                one = timed(1)
-                many = timed(k)
+                one, many = timed(1), timed(k)
                 plain.append(one)
                 seconds[k].append(many)
-                ratios[k].append(many / (k * one))
-    load = os.getloadavg()
+                ratios[k].append((many[0] / (k * one[0]), many[1] / (k * one[1])))
+    load = os.getloadavg()[0]
     print(f"{args.preset}: {split.num_examples:,} puzzles, batch {args.batch} rows, torch threads "
-          f"{torch.get_num_threads()}, {args.rounds} interleaved rounds; load average {load[0]:.2f} at the end")
-    print(f"plain evaluation (K=1): median {statistics.median(plain):.3f} s\n")
-    print("| K | median s | K x plain s | time(K) / (K x time(1)) |")
-    print("|---|---|---|---|")
-    one = statistics.median(plain)
+          f"{torch.get_num_threads()}, {args.rounds} interleaved rounds; load average {load_before:.2f} before, "
+          f"{load:.2f} after")
+    print(f"plain evaluation (K=1): median {statistics.median(w for w, _ in plain):.3f} s wall, "
+          f"{statistics.median(c for _, c in plain):.3f} s CPU\n")
+    print("| K | median wall s | K x plain wall s | time(K) / (K x time(1)), wall | same, CPU time |")
+    print("|---|---|---|---|---|")
+    one = statistics.median(w for w, _ in plain)
     for k in counts:
-        print(f"| {k} | {statistics.median(seconds[k]):.3f} | {k * one:.3f} | {statistics.median(ratios[k]):.2f} |")
+        print(f"| {k} | {statistics.median(w for w, _ in seconds[k]):.3f} | {k * one:.3f} | "
+              f"{statistics.median(r for r, _ in ratios[k]):.2f} | {statistics.median(c for _, c in ratios[k]):.2f} |")
 
 
 if __name__ == "__main__":
