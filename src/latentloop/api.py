@@ -14,7 +14,7 @@ import torch
 from latentloop.config import RunConfig, apply_overrides, load_preset
 from latentloop.data.format import read_split
 from latentloop.errors import ConfigError, DataError
-from latentloop.evaluation.evaluate import EvalResult, evaluate, examples
+from latentloop.evaluation.evaluate import EvalResult, evaluate, examples, format_rate
 from latentloop.evaluation.voting import COMBINE_MODES, tta_count
 from latentloop.hub import is_hub_path, parse as parse_hub_path
 from latentloop.models import build_model
@@ -93,7 +93,7 @@ class CheckpointEval:
         text = (f"{' + '.join([self.checkpoint, *self.ensemble])} on {self.data} ({self.task}, {r.num_examples:,} puzzles, {mode}):\n"
                 f"  exact accuracy {r.exact_accuracy:.2%}, cell accuracy {r.accuracy:.2%}, "
                 f"halting accuracy {r.q_halt_accuracy:.2%}, mean steps used {r.steps:.2f}, "
-                f"{r.examples_per_second:,.0f} puzzles/s")
+                f"{format_rate(r.examples_per_second)} puzzles/s")
         if r.per_step_exact_accuracy:
             text += "\n  exact accuracy by step: " + ", ".join(
                 f"{i}: {a:.1%}" for i, a in enumerate(r.per_step_exact_accuracy, 1))

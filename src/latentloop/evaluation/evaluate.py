@@ -113,6 +113,12 @@ def evaluate(model: ACT, split: PuzzleSplit, metadata: DatasetMetadata, batch_si
     return result
 
 
+def format_rate(per_second: float) -> str:
+    """Puzzles per second for a report: whole numbers, but two significant digits below 10 (a paper-size model on
+    a CPU answers well under one puzzle a second, which would print as 0)."""
+    return f"{per_second:,.0f}" if per_second >= 10 else f"{per_second:.2g}"
+
+
 def row_predictor(model: ACT, steps: int, batch_size: int, halt_early: bool = False, threshold: float = 0.5,
                   trajectories: int = 1, noise: float = 0.0, seed: int = 0) -> RowPredictor:
     """`model` answering token rows the way `evaluate` would without copies: every step, halting per sample, or

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from latentloop.evaluation.evaluate import row_predictor
+from latentloop.evaluation.evaluate import format_rate, row_predictor
 from latentloop.evaluation.predict import predict
 from latentloop.evaluation.voting import combine, run_copies
 from latentloop.paths import ensure_output_file
@@ -83,7 +83,7 @@ def solve_command(task, args, model, cfg) -> None:
         valid = sum(bool(r.valid) for r in results)
         mean_steps = sum(r.steps for r in results) / len(results)
         print(f"solved {valid:,} of {len(results):,} puzzles validly ({valid / len(results):.1%}); mean "
-              f"{mean_steps:.2f} supervision steps; {rate:,.0f} puzzles/s")
+              f"{mean_steps:.2f} supervision steps; {format_rate(rate)} puzzles/s")
     if args.out:
         ensure_output_file(args.out).write_text("".join(task.one_line(r.answer) + "\n" for r in results))
         print(f"wrote {len(results)} answers to {args.out}")

@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from latentloop.evaluation.evaluate import evaluate  # noqa: E402
+from latentloop.evaluation.evaluate import evaluate, format_rate  # noqa: E402
 from latentloop.inspection.plots import save_figure  # noqa: E402
 from latentloop.tasks.augmentation import Augmentation  # noqa: E402
 
@@ -89,7 +89,7 @@ def format_table(rows: list[SweepRow]) -> str:
     lines = [header, "|" + "---|" * 9]
     for r in rows:
         lines.append(f"| {r.mode} | {r.steps} | {r.T} | {r.n} | {r.exact_accuracy:.1%} | {r.accuracy:.1%} | "
-                     f"{r.mean_steps:.2f} | {r.steps_per_puzzle:.1f} | {r.puzzles_per_second:,.0f} |")
+                     f"{r.mean_steps:.2f} | {r.steps_per_puzzle:.1f} | {format_rate(r.puzzles_per_second)} |")
     return "\n".join(lines)
 
 
