@@ -497,7 +497,7 @@ def run(args: argparse.Namespace, log=print) -> list[dict[str, Any]]:
     log("")
     log(format_phases(rows))
     log("")
-    log(f"precision: " + "; ".join(f"{r.label}: {r.precision}" for r in recipes))
+    log("precision: " + "; ".join(f"{r.label}: {r.precision}" for r in recipes))
     log(f"Time to X% = training time of the first evaluation at or above X% held-out exact accuracy (known to one "
         f"mark of {args.every:g} s); X% / {recipes[0].label} = that time over {recipes[0].label}'s. Load average "
         f"before {info['load_before']}, after {info['load_after']} (1, 5, 15 min; numbers from a loaded machine are "
