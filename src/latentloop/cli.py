@@ -223,10 +223,9 @@ def cmd_export(args) -> None:
 
 
 def cmd_info(args) -> None:
+    from latentloop.hub import is_hub_path
     from latentloop.models.info import model_info, preset_info
     from latentloop.training.checkpoint import load_checkpoint
-
-    from latentloop.hub import is_hub_path
 
     if is_hub_path(args.target) or Path(args.target).exists() and Path(args.target).suffix not in (".toml", ".json"):
         model, cfg = load_checkpoint(args.target, data=args.data)

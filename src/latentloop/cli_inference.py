@@ -111,7 +111,7 @@ def cmd_solve(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from latentloop.api import task_or_none, load_ensemble, load_eval_data
+    from latentloop.api import load_ensemble, load_eval_data, task_or_none
     from latentloop.evaluation.voting import tta_count
     from latentloop.evaluation.sweep import format_table, plot_sweep, rows_as_dicts, sweep
     from latentloop.training.checkpoint import load_checkpoint, resolve_checkpoint
