@@ -19,16 +19,26 @@ FLOPs counted with `torch.utils.flop_counter.FlopCounterMode`, is reported as a 
 compile=true, threads=1) of each config in one process, timed in interleaved rounds so that they share the machine's
 load, and reports medians and ratios to the first variant.
 
+`--official PATH` names a checkout of the official TRM code (SamsungSAILMontreal/TinyRecursiveModels), imported from
+there at run time and never copied: its training step (`train_batch` of its pretrain.py and the EMA update) on the
+same model, loaded with the same initial weights, takes a turn in every round as the row "official", and every
+ratio is then stated against it. Its optimizer is the `adam_atan2` package where that runs (CUDA), else latentloop's
+AdamATan2, as the output says. Without it the first variant (our eager step, fp32 on a CPU) is the reference.
+
     python benchmarks/throughput.py                              # the default configs, a few minutes on 2 idle cores
     python benchmarks/throughput.py --configs cpu-sudoku6 --steps 50 --json bench.json
     python benchmarks/throughput.py --configs cpu-sudoku6 --variants base forward_dtype=bfloat16 compile=true
     python benchmarks/throughput.py --device cuda --dtype bfloat16 --batch 768
+    python benchmarks/throughput.py --configs trm-sudoku-att --dtype float32 --variants base forward_dtype=bfloat16 \
+        --official ../TinyRecursiveModels                     # ours fp32 and bf16 against the official fp32 step
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib
+import inspect
 import json
 import math
 import os
@@ -39,6 +49,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -48,16 +59,19 @@ from torch.utils.flop_counter import FlopCounterMode
 from latentloop.config import RunConfig, apply_overrides, load_preset
 from latentloop.data.format import read_split
 from latentloop.data.sampler import GroupSampler
-from latentloop.errors import ConfigError
+from latentloop.errors import CheckpointError, ConfigError
 from latentloop.layers.puzzle_embedding import PuzzleEmbeddingSignSGD
 from latentloop.models import build_model, count_parameters
 from latentloop.models.act import ACT, Carry
 from latentloop.models.losses import LOSSES, act_loss
+from latentloop.models.official_config import official_config
+from latentloop.models.official_weights import ours_to_official
 from latentloop.training.ema import EMA
 from latentloop.training.optim import AdamATan2
 
 DEFAULT_CONFIGS = ("trm-sudoku-att", "trm-sudoku-mlp", "hrm-sudoku-1k", "cpu-sudoku6")
 PAPER_BATCH = 64            # batch for the paper-size presets (their training global_batch_size is 768)
+SUDOKU_SIDE = 9             # grid side of presets that name no generated task (the Sudoku-Extreme ones)
 RESULT_PREFIX = "RESULT "   # the line a worker prints for the parent to parse; everything else passes through
 
 
@@ -83,7 +97,8 @@ class Row:
     eval_samples_per_s: float
     eval_ms_per_step: float
     eval_cpu_ms_per_step: float
-    train_speedup: float                   # median wall time of the first variant / this one's
+    train_speedup: float                   # median wall time of the reference (official step, else the first
+                                           # variant) / this one's
     train_cpu_speedup: float
     eval_speedup: float
     train_gflop_per_sample: float          # model FLOPs of one training step, per sample (forward + backward)
@@ -192,8 +207,11 @@ def matmul_gflops(device: torch.device, dtype: torch.dtype, size: int, min_secon
 
 
 def bench_config(cfg: RunConfig) -> RunConfig:
-    """The preset with Sudoku-shaped data dimensions filled in, as the training loop would take them from the data."""
-    side = cfg.data.size
+    """The preset with Sudoku-shaped data dimensions filled in, as the training loop would take them from the data.
+
+    The paper presets have no [data] section (they train on a built Sudoku-Extreme dataset), so they are 9x9.
+    """
+    side = getattr(cfg.data, "size", SUDOKU_SIDE)
     cfg.model.vocab_size = side + 2          # pad, blank, digits 1..side
     cfg.model.seq_len = side * side
     cfg.model.num_puzzle_identifiers = 1     # Sudoku datasets use a single (blank) puzzle identifier
@@ -244,6 +262,9 @@ class Trainer:
             self.sparse_opt.zero_grad()
         self.ema.update(self.model)
         return carry
+
+    def evaluate(self, state: Any, batch: dict[str, torch.Tensor], steps: int) -> Any:
+        return evaluation_steps(self.model, state, batch, steps)
 
 
 def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -303,9 +324,9 @@ class Variant:
 
     name: str
     cfg: RunConfig
-    model: ACT
-    trainer: Trainer
-    carry: Carry
+    model: torch.nn.Module
+    trainer: Trainer | OfficialTrainer
+    carry: Any
     state: Any
     train_gflop: float
     eval_gflop: float
@@ -336,7 +357,7 @@ def build_variant(name: str, cfg: RunConfig, batch: dict[str, torch.Tensor], dev
         carry = trainer.step(carry, batch)
     state = model.inner.initial_state(batch["inputs"].shape[0], device)
     if eval_warmup:
-        state = evaluation_steps(model, state, batch, eval_warmup)
+        state = trainer.evaluate(state, batch, eval_warmup)
     synchronize(device)
     return Variant(name=name, cfg=cfg, model=model, trainer=trainer, carry=carry, state=state,
                    train_gflop=train_gflop, eval_gflop=eval_gflop, warmup_seconds=time.perf_counter() - start)
@@ -382,6 +403,144 @@ class Loader:
         return batch
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# The official step (--official PATH): the official TRM code, imported from a checkout at run time
+
+
+OFFICIAL_MARKER = "models/recursive_reasoning/trm.py"
+OFFICIAL_MODULES = ("models.recursive_reasoning.trm", "models.losses", "models.sparse_embedding", "models.ema")
+# The TRM repository carries sapientinc's HRM as its own file, which computes the same model.
+OFFICIAL_HOMES = {"hrm.hrm_act_v1": "recursive_reasoning.hrm"}
+
+
+def import_official(path: str) -> str | None:
+    """Put the checkout first on sys.path and import what its training step needs; the problem in one line, or None.
+
+    The official files form a top-level `models` package without __init__.py, so an installed package of that name
+    would win over the checkout; the imported files are checked to come from it.
+    """
+    root = Path(path).resolve()
+    if not (root / OFFICIAL_MARKER).is_file():
+        return f"--official {path}: not a checkout of the official TRM code (it has no {OFFICIAL_MARKER})"
+    sys.path.insert(0, str(root))
+    try:
+        modules = [importlib.import_module(name) for name in OFFICIAL_MODULES]
+    except ModuleNotFoundError as exc:
+        where = "the checkout" if (exc.name or "").split(".")[0] == "models" else "this environment"
+        return f"--official {path}: cannot import the official code: module {exc.name!r} is missing from {where}"
+    except Exception as exc:  # a checkout of another version may fail in any way on import
+        return f"--official {path}: cannot import the official code: {exc.__class__.__name__}: {exc}"
+    for module in modules:
+        if not Path(module.__file__ or "").resolve().is_relative_to(root):
+            return f"--official {path}: {module.__name__} is imported from {module.__file__}, not from the checkout"
+    return None
+
+
+def official_adam(device: torch.device) -> tuple[type[torch.optim.Optimizer], str]:
+    """The dense optimizer of the official pretrain.py: the `adam_atan2` package's kernel where it runs (CUDA, if
+    installed), else latentloop's AdamATan2, which computes the same update in plain PyTorch."""
+    if device.type == "cuda":
+        try:
+            from adam_atan2 import AdamATan2 as PackageAdamATan2
+            return PackageAdamATan2, "AdamATan2 of the adam_atan2 package"
+        except ImportError:
+            return AdamATan2, "latentloop's AdamATan2 (the adam_atan2 package is not installed)"
+    return AdamATan2, "latentloop's AdamATan2 (the adam_atan2 package is CUDA-only)"
+
+
+class OfficialTrainer:
+    """The training step of `train_batch` in pretrain.py of the official TRM code, plus its EMAHelper update.
+
+    The model is the class named by `official_config` (models/recursive_reasoning/trm.py of the official TRM code for
+    TRM) under models/losses.py's ACTLossHead, loaded with our model's weights so both step the same model. It runs
+    eager, as the official code does with DISABLE_COMPILE set; our speed options (no_grad_dtype, compile) do not
+    apply to it. The official files create their tensors on the default device (pretrain.py builds the model and
+    the carries under `with torch.device("cuda")`), so they are built here under `torch.device(device)` the same
+    way; nothing in the official code is patched. The EMA update is kept whatever train.ema says, as in `Trainer`.
+    """
+
+    def __init__(self, cfg: RunConfig, weights: dict[str, torch.Tensor], batch_size: int, device: torch.device) -> None:
+        m, t = cfg.model, cfg.train
+        arch = dict(official_config(cfg)["arch"])
+        module, class_name = arch.pop("name").split("@")
+        loss = arch.pop("loss")
+        model_class = getattr(importlib.import_module(f"models.{OFFICIAL_HOMES.get(module, module)}"), class_name)
+        losses, sparse, ema = (importlib.import_module(name) for name in OFFICIAL_MODULES[1:])
+        self.device = device
+        with torch.device(device):
+            # The sizes pretrain.py's create_model adds from the dataset and the run.
+            inner = model_class(dict(arch, batch_size=batch_size, vocab_size=m.vocab_size, seq_len=m.seq_len,
+                                     num_puzzle_identifiers=m.num_puzzle_identifiers, causal=False))
+            self.model = losses.ACTLossHead(inner, loss_type=loss["loss_type"])
+        self.model.load_state_dict(ours_to_official(weights, m, prefix="model."))
+        if "valid_mask" not in inspect.signature(self.model.loss_fn).parameters:
+            raise ConfigError(f"the official ACTLossHead passes valid_mask to its loss, which the official "
+                              f"{t.loss} does not take, so the official code cannot train with it; pass "
+                              f"--set loss=stablemax_cross_entropy")
+        adam, self.adam_name = official_adam(device)
+        self.optimizers: list[torch.optim.Optimizer] = []
+        if m.puzzle_emb_ndim > 0:
+            self.optimizers.append(sparse.CastedSparseEmbeddingSignSGD_Distributed(
+                inner.puzzle_emb.buffers(), world_size=1, lr=t.puzzle_emb_lr, weight_decay=t.puzzle_emb_weight_decay))
+        self.optimizers.append(adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
+                                    betas=(t.beta1, t.beta2)))
+        self.ema = ema.EMAHelper(mu=t.ema_rate)
+        self.ema.register(self.model)
+
+    def initial_carry(self, batch: dict[str, torch.Tensor]) -> Any:
+        with torch.device(self.device):
+            return self.model.initial_carry(batch)
+
+    def step(self, carry: Any, batch: dict[str, torch.Tensor]) -> Any:
+        """Forward on the carry with the loss head, backward of the per-sample mean, the optimizers (sign-SGD first),
+        the metric read-back (a host sync, as our loss check), the EMA update."""
+        carry, loss, metrics, _, _ = self.model(carry=carry, batch=batch, return_keys=[])
+        ((1 / batch["inputs"].shape[0]) * loss).backward()
+        for optimizer in self.optimizers:
+            optimizer.step()
+            optimizer.zero_grad()
+        torch.stack([metrics[k] for k in sorted(metrics)]).cpu().numpy()
+        self.ema.update(self.model)
+        return carry
+
+    @torch.inference_mode()
+    def evaluate(self, carry: Any, batch: dict[str, torch.Tensor], steps: int) -> Any:
+        """`steps` supervision steps of the official evaluate() loop: the loss head in eval mode, reading whether all
+        sequences halted after each."""
+        self.model.eval()
+        for _ in range(steps):
+            carry, _, _, _, all_finish = self.model(carry=carry, batch=batch, return_keys=[])
+            bool(all_finish)
+        self.model.train()
+        return carry
+
+
+def build_official(path: str, cfg: RunConfig, batch: dict[str, torch.Tensor], device: torch.device, warmup: int,
+                   eval_warmup: int) -> Variant:
+    """The official step on the weights (and FLOP counts) a "base" variant of this config starts from, warmed up."""
+    problem = import_official(path)
+    if problem:
+        sys.exit(f"error: {problem}")
+    torch.manual_seed(0)   # as build_variant: the same initial weights
+    model = build_model(cfg.model).to(device)
+    train_gflop, eval_gflop = count_flops_per_sample(Trainer(cfg, model, device), cfg, device)
+    try:
+        trainer = OfficialTrainer(cfg, model.state_dict(), batch["inputs"].shape[0], device)
+    except (CheckpointError, ConfigError) as exc:
+        sys.exit(f"error: --official: {exc}")
+    print(f"official step: {path}, {cfg.model.forward_dtype}, eager; dense optimizer: {trainer.adam_name}")
+    del model
+    set_threads(cfg)
+    start = time.perf_counter()
+    carry = trainer.initial_carry(batch)
+    for _ in range(warmup):
+        carry = trainer.step(carry, batch)
+    state = trainer.evaluate(trainer.initial_carry(batch), batch, eval_warmup)
+    synchronize(device)
+    return Variant(name="official", cfg=cfg, model=trainer.model, trainer=trainer, carry=carry, state=state,
+                   train_gflop=train_gflop, eval_gflop=eval_gflop, warmup_seconds=time.perf_counter() - start)
+
+
 def time_round(variant: Variant, batch: dict[str, torch.Tensor], steps: int, device: torch.device,
                loader: Loader | None) -> None:
     """One round: `steps` training steps, then `steps` eval steps; wall and process CPU seconds of each."""
@@ -394,7 +553,7 @@ def time_round(variant: Variant, batch: dict[str, torch.Tensor], steps: int, dev
     variant.record("train", time.perf_counter() - wall)
     variant.record("train_cpu", time.process_time() - cpu)
     wall, cpu = time.perf_counter(), time.process_time()
-    variant.state = evaluation_steps(variant.model, variant.state, batch, steps)
+    variant.state = variant.trainer.evaluate(variant.state, batch, steps)
     synchronize(device)
     variant.record("eval", time.perf_counter() - wall)
     variant.record("eval_cpu", time.process_time() - cpu)
@@ -404,7 +563,8 @@ def run_worker(options: dict[str, Any]) -> list[Row]:
     """Build every variant of one config, count FLOPs, time them in interleaved rounds, report medians and memory.
 
     Interleaving (variant A, B, C, A, B, C, ...) gives every variant the same share of whatever else the machine is
-    doing, so the ratios between variants hold even when the absolute figures do not.
+    doing, so the ratios between variants hold even when the absolute figures do not. With --official the official
+    step takes its turn first in every round and is the reference of the ratios; otherwise the first variant is.
     """
     device = torch.device(options["device"])
     base = bench_config(load_preset(options["config"]))
@@ -417,7 +577,7 @@ def run_worker(options: dict[str, Any]) -> list[Row]:
     steps = steps if options["steps"] is None else options["steps"]
     configs = {spec or "base": apply_overrides(copy.deepcopy(base), parse_variant(spec))
                for spec in options["variants"]}
-    dtypes = sorted({cfg.model.forward_dtype for cfg in configs.values()})
+    dtypes = sorted({cfg.model.forward_dtype for cfg in [base, *configs.values()]})
 
     # The reference runs before the models exist and after the memory peaks are read, so it is not in them.
     matmul_before = {d: matmul_gflops(device, getattr(torch, d), options["matmul_size"]) for d in dtypes}
@@ -426,7 +586,10 @@ def run_worker(options: dict[str, Any]) -> list[Row]:
         torch.cuda.reset_peak_memory_stats(device)
     batch = random_batch(base, batch_size, device, torch.Generator().manual_seed(0))
     loader = Loader(options["data"], base, batch_size, device) if options["data"] else None
-    variants = [build_variant(name, cfg, batch, device, warmup, eval_warmup) for name, cfg in configs.items()]
+    # The official step, if asked for, is built first so that a config it cannot run fails before our builds.
+    variants = [build_official(options["official"], base, batch, device, warmup, eval_warmup)] \
+        if options["official"] else []
+    variants += [build_variant(name, cfg, batch, device, warmup, eval_warmup) for name, cfg in configs.items()]
     for _ in range(options["rounds"]):
         for variant in variants:
             time_round(variant, batch, steps, device, loader)
@@ -434,16 +597,17 @@ def run_worker(options: dict[str, Any]) -> list[Row]:
     gpu_mib = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     matmul_after = {d: matmul_gflops(device, getattr(torch, d), options["matmul_size"]) for d in dtypes}
 
-    first = variants[0]
+    reference = variants[0]
     rows = []
     for v in variants:
         dtype = v.cfg.model.forward_dtype
+        no_grad_dtype = v.cfg.model.no_grad_dtype if isinstance(v.trainer, Trainer) else ""
         train_seconds, eval_seconds = v.median("train") / steps, v.median("eval") / steps
         train_rate = batch_size / train_seconds
         peak = max(matmul_before[dtype], matmul_after[dtype])
         rows.append(Row(
             config=options["config"], variant=v.name, params=count_parameters(v.model), batch=batch_size,
-            dtype=dtype + (f" (no-grad {v.cfg.model.no_grad_dtype})" if v.cfg.model.no_grad_dtype else ""),
+            dtype=dtype + (f" (no-grad {no_grad_dtype})" if no_grad_dtype else ""),
             device=device.type, threads=v.cfg.train.threads or DEFAULT_THREADS,
             warmup=warmup, eval_warmup=eval_warmup, steps=steps, rounds=options["rounds"],
             warmup_seconds=v.warmup_seconds,
@@ -451,9 +615,9 @@ def run_worker(options: dict[str, Any]) -> list[Row]:
             train_cpu_ms_per_step=1000 * v.median("train_cpu") / steps,
             eval_samples_per_s=batch_size / eval_seconds, eval_ms_per_step=1000 * eval_seconds,
             eval_cpu_ms_per_step=1000 * v.median("eval_cpu") / steps,
-            train_speedup=first.median("train") / v.median("train"),
-            train_cpu_speedup=first.median("train_cpu") / v.median("train_cpu"),
-            eval_speedup=first.median("eval") / v.median("eval"),
+            train_speedup=reference.median("train") / v.median("train"),
+            train_cpu_speedup=reference.median("train_cpu") / v.median("train_cpu"),
+            eval_speedup=reference.median("eval") / v.median("eval"),
             train_gflop_per_sample=v.train_gflop, eval_gflop_per_sample=v.eval_gflop,
             achieved_gflops=v.train_gflop * train_rate, matmul_peak_gflops=peak,
             matmul_gflops_before=matmul_before[dtype], matmul_gflops_after=matmul_after[dtype],
@@ -543,6 +707,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", metavar="PATH",
                         help="draw training batches with the loop's GroupSampler from this dataset (shapes must "
                              "match the config) and time batch assembly on its own")
+    parser.add_argument("--official", metavar="PATH",
+                        help="a checkout of the official TRM code (SamsungSAILMontreal/TinyRecursiveModels), "
+                             "imported at run time: its training step on the same model takes a turn in every "
+                             "round and becomes the reference of the ratios")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--matmul-size", type=int, default=0,
                         help="matrix size of the reference matmul (default: 2048 on CPU, 8192 on GPU)")
@@ -552,7 +720,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if (args.steps is not None and args.steps < 1) or (args.warmup is not None and args.warmup < 0) or \
             args.batch < 0 or args.rounds < 0:
         parser.error("--steps must be >= 1, --warmup, --batch and --rounds >= 0")
-    args.rounds = args.rounds or (3 if len(args.variants) > 1 else 1)
+    args.rounds = args.rounds or (3 if len(args.variants) > 1 or args.official else 1)
     return args
 
 
@@ -562,6 +730,11 @@ def main(argv: list[str] | None = None) -> None:
         rows = run_worker(json.loads(args.worker))
         print(RESULT_PREFIX + json.dumps([asdict(row) for row in rows]), flush=True)
         return
+    if args.official:
+        problem = import_official(args.official)   # here too, to fail before any work is done
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(2)
 
     try:
         presets = [apply_overrides(load_preset(name), args.set) for name in args.configs]
@@ -592,7 +765,8 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         options = {"config": name, "device": str(device), "dtype": args.dtype, "batch": args.batch,
                    "steps": args.steps, "warmup": args.warmup, "matmul_size": matmul_size, "overrides": args.set,
-                   "variants": args.variants, "rounds": args.rounds, "data": args.data}
+                   "variants": args.variants, "rounds": args.rounds, "data": args.data,
+                   "official": str(Path(args.official).resolve()) if args.official else None}
         result = run_in_subprocess(options)
         if isinstance(result, str):
             print(f"{name}: {result}", file=sys.stderr)
@@ -607,6 +781,8 @@ def main(argv: list[str] | None = None) -> None:
                                                 f"{r.matmul_gflops_after:,.1f} after" for r in result}))
               + f" GFLOP/s; {time.perf_counter() - t0:.0f} s", flush=True)
 
+    if not rows:
+        sys.exit("error: no config ran")
     print()
     print(format_table(rows, gpu=device.type == "cuda"))
     print()
@@ -614,16 +790,21 @@ def main(argv: list[str] | None = None) -> None:
           "eval step = one no-grad supervision step of the inner model. GFLOP counts matmuls and attention "
           "(forward + backward) with FlopCounterMode. % of matmul peak = achieved GFLOP/s over the better of the "
           "matmul references (in the variant's forward dtype) taken in the same process before and after timing "
-          "(over 100% means the load on the machine changed in between). x wall / x CPU = the first variant's "
-          "median time over this one's (variants run interleaved in one process, so they share the machine's "
-          "load; CPU time is the process's, all threads). Warmup s includes torch.compile's compilation. Peak RSS "
-          "includes the few hundred MiB of the torch runtime and, with variants, covers all of them.")
+          "(over 100% means the load on the machine changed in between). x wall / x CPU = the reference's "
+          "median time over this one's, the reference being the official step with --official and the first "
+          "variant otherwise (all run interleaved in one process, so they share the machine's load; CPU time is the "
+          "process's, all threads). Warmup s includes torch.compile's compilation. Peak RSS includes the few "
+          "hundred MiB of the torch runtime and, with variants, covers all of them.")
+    if args.official:
+        print("official = train_batch of the official pretrain.py (loss head forward + backward + sign-SGD + "
+              "AdamATan2 + metric read-back) and its EMA update, eager, on the same initial weights; its eval step "
+              "is one supervision step of the official evaluate() loop (the loss head in eval mode).")
     load = f", load average {os.getloadavg()[0]:.2f} at the end" if hasattr(os, "getloadavg") else ""
     print(f"total {time.perf_counter() - start:.0f} s{load}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"device": device.type, "device_name": where, "torch": torch.__version__,
-                       "threads": torch.get_num_threads(), "matmul_size": matmul_size,
+                       "threads": torch.get_num_threads(), "matmul_size": matmul_size, "official": args.official,
                        "command": " ".join(sys.argv), "rows": [asdict(r) for r in rows]}, handle, indent=2)
         print(f"wrote {args.json}")
 

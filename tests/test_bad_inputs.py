@@ -244,6 +244,10 @@ CASES = {
     "ARC: --official-order with --strict": Case(write_file("arc/evaluation/t1.json", arc_task_file()),
                                                 lambda w: arc_argv(w, "--official-order", "--strict"),
                                                 "--strict has no counterpart in the official builder"),
+    "ARC: --test-demos-only with --strict": Case(write_file("arc/evaluation/t1.json", arc_task_file()),
+                                                 lambda w: arc_argv(w, "--test-demos-only", "--strict"),
+                                                 "--test-demos-only trains on the test-set tasks' demonstration pairs "
+                                                 "alone, so it cannot be combined with --strict"),
     # checkpoints and runs
     "resume with another architecture": Case(lambda w: None, lambda w: train_argv(w, "hidden_size=64", "--resume"),
                                              "has shape (6, 32), the model expects (6, 64)"),

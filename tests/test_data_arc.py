@@ -1,6 +1,7 @@
-"""ARC builder: the split rule, distinct variants that invert exactly, translation on train only, determinism,
-on-the-fly == materialised, a short training run on generated ARC-like tasks, the official numbering against the
-official builder's rules on real tasks, and official checkpoints refused on rows numbered otherwise."""
+"""ARC builder: the split rule (and the pretraining and fine-tuning builds of test-time training), distinct variants
+that invert exactly, translation on train only, determinism, on-the-fly == materialised, a short training run on
+generated ARC-like tasks, the official numbering against the official builder's rules on real tasks, and official
+checkpoints refused on rows numbered otherwise."""
 
 from __future__ import annotations
 
@@ -192,6 +193,48 @@ def test_strict_keeps_test_tasks_out_of_training(tmp_path):
     assert not {parse_name(names[i])[0] for i in train.puzzle_identifiers} & evaluation
     assert {parse_name(names[i])[0] for i in test.puzzle_identifiers} == evaluation
     assert not set(train.puzzle_identifiers.tolist()) & set(test.puzzle_identifiers.tolist())
+
+
+def _names_of(root: Path, split_name: str) -> list[str]:
+    """The identifier name of every puzzle of a split, in order."""
+    names = read_identifiers(root)
+    split, _ = read_split(root / split_name)
+    return [names[i] for i in split.puzzle_identifiers]
+
+
+def _examples_of(root: Path, tasks: set[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The train split's inputs and labels of the puzzles of `tasks`, in order."""
+    names = read_identifiers(root)
+    split, _ = read_split(root / "train")
+    rows = [row for p, i in enumerate(split.puzzle_identifiers) if parse_name(names[i])[0] in tasks
+            for row in range(int(split.puzzle_indices[p]), int(split.puzzle_indices[p + 1]))]
+    return np.asarray(split.inputs)[rows], np.asarray(split.labels)[rows]
+
+
+def test_test_time_training_builds_pretrain_and_fine_tune_on_the_same_tasks(tmp_path):
+    """--strict (pretraining) and --test-demos-only (fine-tuning) split the default build's train split between them
+    and keep its test split, variants and identifier names, so init_from finds the test tasks' rows by name."""
+    _build(tmp_path / "all")
+    _build(tmp_path / "pre", strict=True)
+    summary = _build(tmp_path / "ft", test_demos_only=True)
+    evaluation = {t.task_id for t in _tasks() if t.subset.endswith("evaluation")}
+    pre, ft = (_names_of(tmp_path / build, "train") for build in ("pre", "ft"))
+    assert not {parse_name(name)[0] for name in pre} & evaluation
+    assert {parse_name(name)[0] for name in ft} == evaluation and summary.num_tasks == len(evaluation)
+    assert ft == [name for name in _names_of(tmp_path / "all", "train") if parse_name(name)[0] in evaluation]
+    for got, want in zip(_examples_of(tmp_path / "ft", evaluation), _examples_of(tmp_path / "all", evaluation)):
+        assert np.array_equal(got, want)                   # the same demonstrations at the same offsets
+    assert read_identifiers(tmp_path / "ft")[1:] == [n for n in read_identifiers(tmp_path / "pre")
+                                                     if parse_name(n)[0] in evaluation]
+    tests = [read_split(tmp_path / build / "test")[0] for build in ("all", "pre", "ft")]
+    for split in tests[1:]:
+        assert np.array_equal(np.asarray(split.inputs), np.asarray(tests[0].inputs))
+        assert np.array_equal(np.asarray(split.labels), np.asarray(tests[0].labels))
+        assert np.array_equal(split.puzzle_indices, tests[0].puzzle_indices)
+    assert _names_of(tmp_path / "ft", "test") == _names_of(tmp_path / "pre", "test") == \
+        _names_of(tmp_path / "all", "test")
+    assert len({(tmp_path / b / arc.TEST_PUZZLES_FILE).read_text() for b in ("all", "pre", "ft")}) == 1
+    assert json.loads((tmp_path / "ft" / arc.BUILD_FILE).read_text())["test_demos_only"] is True
 
 
 def _write_folder(root: Path, tasks: list[ArcTask], order: list[int]) -> None:
@@ -430,6 +473,35 @@ def test_official_order_on_the_command_line(tmp_path, capsys):
     assert main(["data", "arc", "--source", "synthetic:3:2", "--official-order", "--strict", "--out",
                  str(tmp_path / "s")]) == 2
     assert "--strict has no counterpart in the official builder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--test-demos-only", "--strict"], "--test-demos-only trains on the test-set tasks' demonstration pairs alone, "
+                                        "so it cannot be combined with --strict"),
+    (["--test-demos-only", "--official-order"], "so it cannot be combined with --official-order"),
+])
+def test_test_demos_only_refuses_what_contradicts_it(tmp_path, flags, message, capsys):
+    assert main(["data", "arc", "--source", "synthetic:3:2", *flags, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and not (tmp_path / "o").exists()
+
+
+def test_test_demos_only_from_the_command_line_and_a_preset(tmp_path, capsys):
+    from latentloop.api import prepare_run
+    from latentloop.tasks.arc import ArcTask as ArcTaskPlugin
+
+    out = tmp_path / "ft"
+    assert main(["data", "arc", "--source", "synthetic:3:2", "--num-aug", "1", "--test-demos-only", "--out",
+                 str(out)]) == 0
+    assert "3 tasks outside the test set left out" in "".join(capsys.readouterr())
+    assert {parse_name(n)[0] for n in _names_of(out, "train")} == {t.task_id for t in _tasks(3, 2)[3:]}
+    cfg = prepare_run("cpu-arc-ttt", [f"data_path={tmp_path / 'p'}", "data.num_train=3", "data.num_test=2",
+                                      "data.num_aug=1"], log=lambda _: None)
+    assert cfg.data.test_demos_only and read_split(tmp_path / "p" / "train")[0].num_groups == 2
+    assert "--test-demos-only" in ArcTaskPlugin.data_command(tmp_path / "p", cfg.data)
+    assert main(["train", "cpu-arc-ttt", "data.test_demos_only=maybe", f"data_path={tmp_path / 'q'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "config key 'data.test_demos_only' expects bool, got 'maybe'" in err and "\n" not in err
 
 
 def _official_export(tmp_path: Path, data: Path, trained_on: Path) -> Path:

@@ -1,7 +1,7 @@
 """init_from: a run started from a checkpoint's weights on a dataset with other puzzles. Rows of puzzles the
 checkpoint knows (by identifier name) are its rows, new ones start as the blank or the mean row; init_train picks
 what trains; a resumed run keeps its own weights; a checkpoint of another task, vocabulary or architecture is one
-line, exit 2, nothing written."""
+line, exit 2, nothing written. ARC test-time training end to end: cpu-arc-pretrain, then cpu-arc-ttt from it."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ import torch
 from safetensors.torch import load_file
 
 import latentloop.training.loop as loop
+from latentloop.api import prepare_run
 from latentloop.cli import main
 from latentloop.config import apply_overrides, load_preset
-from latentloop.data.format import DatasetMetadata, PuzzleSplit, write_identifiers, write_split
+from latentloop.data.arc_grid import parse_name
+from latentloop.data.format import (DatasetMetadata, PuzzleSplit, read_identifiers, read_split, write_identifiers,
+                                    write_split)
 from latentloop.models.official_weights import export_official
 from latentloop.training.checkpoint import load_checkpoint, resolve_checkpoint
 from latentloop.training.init_from import TABLE
@@ -168,6 +171,70 @@ def test_embeddings_only_freezes_the_network_also_when_resumed(world, tmp_path):
     assert_same(dense(evaluated(run)), dense(source))
     assert not torch.equal(raw[TABLE][NEW[0]], source[TABLE][0])  # the new rows trained
     assert_loss_falls(run)
+
+
+# ------------------------------------------------------------------------------------------- ARC test-time training
+
+ARC_TINY = TINY + ["data.num_train=6", "data.num_test=3", "log_interval=4"]
+
+
+def arc_run(preset: str, data: Path, out: Path, *extra: str, log: Callable[[str], None] = lambda _: None):
+    """A tiny run of an ARC preset, its dataset built on first use as `latentloop train` builds it."""
+    return train(prepare_run(preset, ARC_TINY + [f"data_path={data}", f"out_dir={out}", *extra], log=log), log=log)
+
+
+def test_arc_test_time_training_pretrains_without_the_test_tasks_then_fine_tunes_on_their_demos(tmp_path, monkeypatch,
+                                                                                                capsys):
+    """cpu-arc-pretrain, then cpu-arc-ttt from its checkpoint: the pretraining leaves the evaluation tasks' rows
+    blank; the fine-tune keeps every row the checkpoint names, starts the variants its build lacks (one more
+    data.num_aug here) as init_new_rows says, learns the demonstrations and votes on the same test inputs. solve fits
+    fresh rows for a task the pretraining named but never trained, and votes with the fine-tuned ones."""
+    pre, ft = tmp_path / "pre", tmp_path / "ft"
+    arc_run("cpu-arc-pretrain", tmp_path / "d-pre", pre, "data.num_aug=1", "epochs=16", "eval_interval=16")
+    source = evaluated(pre)[TABLE]
+    theirs = {name: row for row, name in enumerate(read_identifiers(tmp_path / "d-pre"))}
+    evaluation = set(json.loads((tmp_path / "d-pre" / "test_puzzles.json").read_text()))
+    tested = {name for name in theirs if parse_name(name)[0] in evaluation}
+    assert len(tested) == 6 and not source[[0, *(theirs[name] for name in tested)]].any()
+    assert all(source[row].any() for name, row in theirs.items() if row and name not in tested)
+
+    start = spy_on_start(monkeypatch)
+    lines: list[str] = []
+    result = arc_run("cpu-arc-ttt", tmp_path / "d-ft", ft, f"init_from={pre}", "init_new_rows=mean", "data.num_aug=2",
+                     "epochs=128", "eval_interval=64", log=lines.append)
+    names = read_identifiers(tmp_path / "d-ft")
+    assert {parse_name(name)[0] for name in names[1:]} == evaluation and len(names) == 10
+    assert (f"init_from {resolve_checkpoint(pre)}: EMA weights, 7 of 10 puzzle-embedding rows kept by identifier "
+            f"name, 3 new ones start as the mean row; fresh optimizer and schedule; everything trains") in lines
+    new = [row for row, name in enumerate(names) if name not in theirs]
+    for row, name in enumerate(names):
+        want = source[1:].mean(dim=0) if row in new else source[theirs[name]]
+        assert torch.allclose(start[TABLE][row], want, rtol=1e-6, atol=0), name
+    assert_same(dense(start), dense(evaluated(pre)))
+    assert_loss_falls(ft)
+    final = evaluated(ft)
+    assert all(final[TABLE][row].any() for row in range(1, len(names)))
+    assert not torch.equal(final["inner.lm_head.weight"], evaluated(pre)["inner.lm_head.weight"])
+    # the same test inputs, voted on by one more variant each
+    assert len({(tmp_path / data / "test_puzzles.json").read_text() for data in ("d-pre", "d-ft")}) == 1
+    assert result.final_eval.num_examples == 3 * read_split(tmp_path / "d-pre" / "test")[0].num_examples // 2
+    assert "ARC/pass@2" in result.final_eval.metrics
+
+    task = sorted(evaluation)[0]
+    png = str(tmp_path / "task.png")
+    capsys.readouterr()
+    assert main(["solve", str(tmp_path / "d-pre" / "test_puzzles.json"), "--task-id", task, "--checkpoint", str(pre),
+                 "--adapt-steps", "1", "--colourings", "1", "--png", png]) == 0
+    text = capsys.readouterr().out
+    assert f"task {task} has embedding rows in {tmp_path / 'd-pre'} that were never trained" in text
+    assert "fitting 8 fresh embedding rows (8 symmetries x 1 colouring)" in text
+    assert main(["solve", str(tmp_path / "d-ft" / "test_puzzles.json"), "--task-id", task, "--checkpoint", str(ft),
+                 "--png", png]) == 0
+    assert f"task {task}: 3 trained augmentation(s) vote on each test input" in capsys.readouterr().out
+    assert main(["solve", str(tmp_path / "d-ft" / "test_puzzles.json"), "--task-id", "nope", "--checkpoint", str(ft),
+                 "--png", png]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("test_puzzles.json: no task 'nope' among its 3 tasks") and "\n" not in err
 
 
 # ------------------------------------------------------------------------------------------------------ bad input

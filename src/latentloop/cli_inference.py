@@ -45,7 +45,8 @@ def add_parsers(sub) -> None:
                                  "input as a Kaggle submission JSON)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--task", help="the checkpoint's task, for checkpoints and datasets that do not record it")
-    p.add_argument("--task-id", help="ARC: the task's id in the training data (default: the file name)")
+    p.add_argument("--task-id", help="ARC: the task's id in the training data (default: the file name); in a file of "
+                                     "several tasks (a dataset's test_puzzles.json) the one to solve")
     p.add_argument("--data", help="the dataset the checkpoint was trained on (default: its data_path); ARC reads its "
                                   "identifiers.json, an official checkpoint file its sizes")
     p.add_argument("--png", help="ARC: where to draw the task and the attempts (default: TASK_ID.png, or beside "

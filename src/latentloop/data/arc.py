@@ -3,7 +3,10 @@ materialised or encoded on the fly.
 
 Split rule: a task of the test set (e.g. the ``evaluation`` subset) puts its demonstration pairs in TRAIN and its test
 pairs in TEST; every other task puts demonstration and test pairs in TRAIN. ``strict`` keeps test-set tasks out of
-TRAIN entirely (their puzzle embeddings then stay untrained). Each task is one group: the original plus up to
+TRAIN entirely (their puzzle embeddings then stay untrained): the pretraining set of test-time training (arXiv
+2511.02886). ``test_demos_only`` is its fine-tuning set: only the test-set tasks are built, so TRAIN holds their
+demonstration pairs alone, while TEST, the variants and their identifier names are those of the other builds from the
+same sources and seed (only the identifier numbers differ). Each task is one group: the original plus up to
 ``num_aug`` distinct variants (dihedral transform + colour permutation; as in the official builder a variant whose
 sorted examples equal another's is rejected, up to 5x as many tries), each variant its own puzzle identifier, the same
 variant (same identifier) applied to the task's examples in both splits. In TRAIN every example but one random
@@ -373,8 +376,9 @@ def overlap_warnings(tasks: list[ArcTask], renamed: bool = True) -> list[str]:
 
 
 def build(out: str | Path, tasks: list[ArcTask], test_sets: list[str], *, num_aug: int = 1000, seed: int = 0,
-          strict: bool = False, layout: str = "materialised", sources: list[str] | None = None,
-          canvas: int = CANVAS, official_order: bool = False, log: Callable[[str], None] = print) -> BuildSummary:
+          strict: bool = False, test_demos_only: bool = False, layout: str = "materialised",
+          sources: list[str] | None = None, canvas: int = CANVAS, official_order: bool = False,
+          log: Callable[[str], None] = print) -> BuildSummary:
     """Build an augmented ARC dataset from tasks read by :mod:`arc_sources` (``sources`` only goes into the
     build record); see the module docstring. ``canvas`` below 30 makes shorter sequences for small grids;
     ``official_order`` numbers the puzzles as the official builder does (with its seed 42 to match its builds)."""
@@ -389,16 +393,26 @@ def build(out: str | Path, tasks: list[ArcTask], test_sets: list[str], *, num_au
     if official_order and strict:
         raise DataError("--strict has no counterpart in the official builder, so it cannot be combined with "
                         "--official-order")
-    for task in tasks:
-        if task.side > canvas:
-            raise DataError(f"task {task.task_id} ({task.subset}) has a grid side of {task.side}, larger than the "
-                            f"{canvas}x{canvas} canvas; raise the canvas or leave the task out")
+    if test_demos_only and (strict or official_order):
+        clash = ("--strict, which keeps those pairs out of training" if strict else
+                 "--official-order, whose numbering draws from every task")
+        raise DataError(f"--test-demos-only trains on the test-set tasks' demonstration pairs alone, so it cannot be "
+                        f"combined with {clash}")
     for task in tasks:
         task.is_test = arc_sources.in_test_set(task.subset, test_sets)
     if not any(t.is_test for t in tasks):
         subsets = sorted({t.subset for t in tasks})
         raise DataError(f"no task is in the test set {', '.join(test_sets)}; subsets found: {', '.join(subsets[:8])}"
                         + (", ..." if len(subsets) > 8 else ""))
+    if test_demos_only:
+        left_out = sum(not t.is_test for t in tasks)
+        tasks = [t for t in tasks if t.is_test]
+        log(f"test demonstrations only: {left_out:,} tasks outside the test set left out; train holds the "
+            f"demonstration pairs of the {len(tasks):,} test-set tasks")
+    for task in tasks:
+        if task.side > canvas:
+            raise DataError(f"task {task.task_id} ({task.subset}) has a grid side of {task.side}, larger than the "
+                            f"{canvas}x{canvas} canvas; raise the canvas or leave the task out")
     if official_order:
         official_names(tasks)
         log(f"official numbering (seed {seed}): subsets in this order: "
@@ -429,7 +443,8 @@ def build(out: str | Path, tasks: list[ArcTask], test_sets: list[str], *, num_au
     splits = {"train": train.split(), "test": test.split()}
     test_puzzles = {p.task.name: p.task.to_json() for p in plans if p.task.is_test}
     order = "official" if official_order else "latentloop"
-    record = {"sources": sources or [], "test_sets": list(test_sets), "strict": strict, "num_aug": num_aug,
+    record = {"sources": sources or [], "test_sets": list(test_sets), "strict": strict,
+              "test_demos_only": test_demos_only, "num_aug": num_aug,
               "seed": seed, "layout": layout, "canvas": canvas, ORDER_KEY: order, "tasks": len(tasks),
               "test_tasks": len(test_puzzles), "num_puzzle_identifiers": len(names), "warnings": warnings}
     ensure_output_dir(out)
@@ -452,15 +467,16 @@ def build(out: str | Path, tasks: list[ArcTask], test_sets: list[str], *, num_au
 
 
 def build_from_sources(out: str | Path, sources: list[str], test_sets: list[str], *, num_aug: int = 1000,
-                       seed: int = 0, strict: bool = False, layout: str = "materialised", canvas: int = CANVAS,
-                       official_order: bool = False, log: Callable[[str], None] = print) -> BuildSummary:
+                       seed: int = 0, strict: bool = False, test_demos_only: bool = False,
+                       layout: str = "materialised", canvas: int = CANVAS, official_order: bool = False,
+                       log: Callable[[str], None] = print) -> BuildSummary:
     """Read every source (see :func:`arc_sources.source_tasks`) and build."""
     if not sources:
         raise DataError("no ARC source given")
     check_output_dir(out)  # before reading (and generating) every task
     tasks = [task for spec in sources for task in arc_sources.source_tasks(spec, seed)]
-    return build(out, tasks, test_sets, num_aug=num_aug, seed=seed, strict=strict, layout=layout,
-                 sources=list(sources), canvas=canvas, official_order=official_order, log=log)
+    return build(out, tasks, test_sets, num_aug=num_aug, seed=seed, strict=strict, test_demos_only=test_demos_only,
+                 layout=layout, sources=list(sources), canvas=canvas, official_order=official_order, log=log)
 
 
 def check_official_numbering(data: str | Path | None, trained_on: str | None, source: str) -> None:

@@ -82,8 +82,15 @@ def parse_task(raw: Any, task_id: str, subset: str = "", where: str = "", soluti
 
 
 def read_task_file(path: str | Path, task_id: str | None = None, subset: str = "") -> ArcTask:
-    """The task in one ``.json`` file, named ``task_id`` (default: the file name without ``.json``)."""
+    """The task in one ``.json`` file, named ``task_id`` (default: the file name without ``.json``). A file of
+    several tasks keyed by id (a dataset's ``test_puzzles.json``, a Kaggle ``*_challenges.json``) gives the task
+    ``task_id`` names, so one of a built dataset's test tasks can be solved without writing it out first."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found (an ARC task is a JSON file with 'train' and 'test' pairs)")
-    return parse_task(read_json(path), task_id or path.stem, subset, str(path))
+    raw = read_json(path)
+    if task_id and isinstance(raw, dict) and raw and not {"train", "test"} & set(raw):
+        if task_id not in raw:
+            raise DataError(f"{path}: no task {task_id!r} among its {len(raw):,} tasks")
+        return parse_task(raw[task_id], task_id, subset, f"{path} task {task_id}")
+    return parse_task(raw, task_id or path.stem, subset, str(path))

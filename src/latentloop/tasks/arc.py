@@ -34,8 +34,10 @@ from latentloop.tasks.base import Log, Task, TaskOptions, ViewerStyle
 DATA_DESCRIPTION = ("Build ARC as the official builder does: each task is one group of the original plus up to "
                     "--num-aug distinct variants (dihedral transform + colour permutation, black fixed), each its own "
                     "puzzle identifier. Test-set tasks put their demonstration pairs in train and their test pairs "
-                    "in test; all other tasks put every pair in train. Also writes identifiers.json and "
-                    "test_puzzles.json (the original test-set tasks, for scoring and submissions).")
+                    "in test; all other tasks put every pair in train (--strict: test-set tasks stay out of train; "
+                    "--test-demos-only: train holds only their demonstration pairs, for test-time fine-tuning). Also "
+                    "writes identifiers.json and test_puzzles.json (the original test-set tasks, for scoring and "
+                    "submissions).")
 DATA_EPILOG = """sources (--source, repeatable; every task is labelled with its subset):
   FOLDER                 task .json files in FOLDER or below; subset = the folder path, e.g. arc-agi-1/evaluation
                          or corpus/AboveBelow (pass ARC-AGI-1/-2 folders and ConceptARC's corpus folder)
@@ -72,6 +74,8 @@ class ArcOptions(TaskOptions):
     num_aug: int = field(default=1000, metadata={"help": "distinct variants per task besides the original"})
     strict: bool = field(default=False, metadata={
         "help": "keep test-set tasks out of training entirely (no demonstration pairs in train)"})
+    test_demos_only: bool = field(default=False, metadata={
+        "help": "build only the test-set tasks: train holds their demonstration pairs alone (test-time fine-tuning)"})
     layout: str = field(default="materialised", metadata={
         "help": "materialised (the official arrays) or on-the-fly (original grids + variant parameters)"})
     canvas: int = field(default=CANVAS, metadata={"help": "canvas side; below 30 for tasks whose grids are small"})
@@ -136,6 +140,9 @@ class ArcTask(Task):
                             help="subset(s) whose test pairs form the test split (default: evaluation)")
         parser.add_argument("--strict", action="store_true",
                             help="keep test-set tasks out of training entirely (no demonstration pairs in train)")
+        parser.add_argument("--test-demos-only", action="store_true",
+                            help="build only the test-set tasks, so train holds their demonstration pairs alone: the "
+                                 "fine-tuning set of test-time training, after pretraining on a --strict build")
         parser.add_argument("--num-aug", type=int, default=1000, help="distinct variants per task besides the original (1000)")
         parser.add_argument("--canvas", type=int, default=30,
                             help="canvas side (30, as the papers); smaller gives shorter sequences for tasks with small grids")
@@ -157,8 +164,8 @@ class ArcTask(Task):
         kaggle = [str(f) for prefix in args.kaggle for f in arc_sources.kaggle_prefix_files(prefix, args.subsets)]
         options = ArcOptions(task=cls.name, sources=args.source + kaggle,
                              test_set=args.test_set or ArcOptions().test_set, num_aug=args.num_aug,
-                             strict=args.strict, layout=args.layout, canvas=args.canvas,
-                             official_order=args.official_order,
+                             strict=args.strict, test_demos_only=args.test_demos_only, layout=args.layout,
+                             canvas=args.canvas, official_order=args.official_order,
                              seed=args.seed if args.seed is not None else OFFICIAL_SEED if args.official_order else 0)
         return cls._build(Path(args.out), options, log)
 
@@ -181,8 +188,8 @@ class ArcTask(Task):
         from latentloop.data import arc
 
         return str(arc.build_from_sources(out, list(o.sources), list(o.test_set), num_aug=o.num_aug, seed=o.seed,
-                                          strict=o.strict, layout=o.layout, canvas=o.canvas,
-                                          official_order=o.official_order, log=log))
+                                          strict=o.strict, test_demos_only=o.test_demos_only, layout=o.layout,
+                                          canvas=o.canvas, official_order=o.official_order, log=log))
 
     @classmethod
     def data_command(cls, out: Path, options: TaskOptions) -> str:
@@ -191,7 +198,8 @@ class ArcTask(Task):
         sources = o.sources or [cls._synthetic(o)]
         flags = [f"--source {s}" for s in sources] + [f"--test-set {t}" for t in o.test_set]
         flags += [f"--num-aug {o.num_aug}", f"--seed {o.seed}", f"--layout {o.layout}", f"--canvas {o.canvas}"]
-        flags += [flag for flag, on in (("--strict", o.strict), ("--official-order", o.official_order)) if on]
+        flags += [flag for flag, on in (("--strict", o.strict), ("--test-demos-only", o.test_demos_only),
+                                        ("--official-order", o.official_order)) if on]
         return " ".join(["latentloop data arc", *flags, "--out", str(out)])
 
     @classmethod
@@ -255,22 +263,24 @@ class ArcTask(Task):
         if args.adapt_steps < 0 or colourings < 1:
             raise ConfigError(f"--adapt-steps must be 0 or more and --colourings 1 or more, got {args.adapt_steps} and "
                               f"{colourings}")
-        variants = known_variants(arc.task_id, names)
+        named = known_variants(arc.task_id, names)
+        variants = trained_variants(named, data)
+        unseen = (f"task {arc.task_id} has embedding rows in {data} that were never trained (none of its puzzles is "
+                  f"in the train split)" if named else f"task {arc.task_id} is not in {data / IDENTIFIERS_FILE}")
         copies = f"8 symmetries x {colourings} colouring{'s' if colourings > 1 else ''}"
         if variants:
             print(f"task {arc.task_id}: {len(variants):,} trained augmentation(s) vote on each test input")
         elif args.adapt_steps:
             fresh = [v for _, v in blank_variants(colourings)]
-            print(f"task {arc.task_id} is not in {data / IDENTIFIERS_FILE}: fitting {len(fresh)} fresh embedding rows "
-                  f"({copies}) on its {len(arc.train)} demo pair(s) for {args.adapt_steps} pass(es), network frozen")
+            print(f"{unseen}: fitting {len(fresh)} fresh embedding rows ({copies}) on its {len(arc.train)} demo "
+                  f"pair(s) for {args.adapt_steps} pass(es), network frozen")
             variants = adapt_embedding(model, arc, fresh, args.adapt_steps, loss=cfg.train.loss,
                                        lr=cfg.train.puzzle_emb_lr, weight_decay=cfg.train.puzzle_emb_weight_decay,
                                        batch_size=args.batch_size)
         else:
             variants = blank_variants(colourings)
-            print(f"task {arc.task_id} is not in {data / IDENTIFIERS_FILE}: no embedding row was trained for it, so "
-                  f"{len(variants)} copies ({copies}) vote with the blank embedding; expect weak answers "
-                  f"(--adapt-steps N fits rows for it)")
+            print(f"{unseen}: no embedding row was trained for it, so {len(variants)} copies ({copies}) vote with "
+                  f"the blank embedding; expect weak answers (--adapt-steps N fits rows for it)")
         answers = solve_arc(model, arc, variants, steps=args.steps, halt_early=not args.no_halt,
                             batch_size=args.batch_size, threshold=args.halt_threshold)
         rows = [[(f"demo {i + 1} input", x), (f"demo {i + 1} output", y)] for i, (x, y) in enumerate(arc.train)]
@@ -323,6 +333,21 @@ def known_variants(task_id: str, names: list[str]) -> list[tuple[int, Variant]]:
             if task == task_id:
                 found.append((identifier, variant))
     return found
+
+
+def trained_variants(variants: list[tuple[int, Variant]], data: Path) -> list[tuple[int, Variant]]:
+    """The `variants` whose rows training moved: those the dataset's train split holds. A `--strict` build (the
+    pretraining set of test-time training) names its test tasks, since its test split votes with them, but never
+    trains their rows; they are as blank as a task the dataset never named. Without a train split to read, every
+    named variant counts."""
+    path = data / "train" / "all__puzzle_identifiers.npy"
+    if not variants or not path.is_file():
+        return variants
+    try:
+        held = set(np.load(path, allow_pickle=False).tolist())
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: unreadable or truncated .npy file ({exc})") from None
+    return [(identifier, variant) for identifier, variant in variants if identifier in held]
 
 
 BLANK_COLOUR_VARIANTS = 4     # colourings per symmetry for a task without trained embedding rows
