@@ -64,7 +64,9 @@ OLD_RECIPE = ("old", "cpu-sudoku6", ("forward_dtype=float32", "hidden_size=128",
                                      "lr_min_ratio=1.0", "lr_warmup_steps=100", "ema=false",
                                      "loss=softmax_cross_entropy", "eval_batch_size=512", "threads=0",
                                      "data.num_train=100000", "data.num_test=1000"))
-NEW_RECIPE = ("new", "cpu-sudoku6", ("forward_dtype=auto",))
+# The preset as it is (forward_dtype auto: bf16 where native), and the same recipe forced to fp32: what a CPU
+# without native bf16 gets.
+NEW_RECIPES = (("new", "cpu-sudoku6", ()), ("new-fp32", "cpu-sudoku6", ("forward_dtype=float32",)))
 THRESHOLDS = (0.50, 0.85, 0.95)
 # --quick: a model and a dataset small enough that the whole comparison takes seconds (applied after the recipes'
 # own overrides, so it also shrinks the pinned old recipe; the dtypes stay the recipes' own).
@@ -147,7 +149,7 @@ def conditions() -> dict[str, Any]:
 def parse_recipes(specs: list[list[str]] | None, quick: bool, out: Path) -> list[Recipe]:
     """`--recipe LABEL PRESET [KEY=VALUE ...]` as configs, each with its run folder under `out`; the data path of
     recipes that do not name one is `out/data-N`, one per distinct data section, so equal data is generated once."""
-    specs = specs or [[OLD_RECIPE[0], OLD_RECIPE[1], *OLD_RECIPE[2]], [NEW_RECIPE[0], NEW_RECIPE[1], *NEW_RECIPE[2]]]
+    specs = specs or [[label, preset, *overrides] for label, preset, overrides in (OLD_RECIPE, *NEW_RECIPES)]
     if len(specs) < 2:
         raise Usage("give at least two --recipe LABEL PRESET [KEY=VALUE ...] to compare")
     labels = [spec[0] for spec in specs]
@@ -432,7 +434,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--recipe", action="append", nargs="+", metavar="ARG",
                         help="LABEL PRESET [KEY=VALUE ...], as `latentloop train PRESET KEY=VALUE ...` takes them; "
                              "repeat for each recipe, the first is the reference of the ratios (default: old = "
-                             "cpu-sudoku6 as it was, in float32; new = cpu-sudoku6 forward_dtype=auto)")
+                             "cpu-sudoku6 as it was, in float32; new = cpu-sudoku6; new-fp32 = cpu-sudoku6 "
+                             "forward_dtype=float32)")
     parser.add_argument("--every", type=float, default=None,
                         help="seconds of training time between evaluations, also each recipe's turn on the machine "
                              f"(default 15, {QUICK_EVERY:g} with --quick)")

@@ -16,13 +16,14 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from latentloop.api import DATA_OPTIONS_FILE
 from latentloop.cli import main
 from latentloop.config import RunConfig, apply_overrides, load_preset
 from latentloop.data.format import DatasetMetadata, PuzzleSplit, read_identifiers, write_split
@@ -117,6 +118,12 @@ def under_file(w: Path, *parts: str) -> str:
     return str(w.joinpath("a-file", *parts))
 
 
+def record_data_options(w: Path) -> None:
+    """Mark the toy dataset as built by `latentloop train cpu-sudoku6` (6x6, its data options)."""
+    options = {k: v for k, v in asdict(load_preset("cpu-sudoku6").data).items() if k != "task_module"}
+    (w / "data" / DATA_OPTIONS_FILE).write_text(json.dumps(options))
+
+
 def arc_task_file(train_input: object = ((1, 2),), test_output: object = ((1,),)) -> str:
     """An ARC task file with one demonstration pair and one test pair."""
     return json.dumps({"train": [{"input": train_input, "output": [[1]]}],
@@ -203,6 +210,10 @@ CASES = {
     "dataset.json disagrees with the arrays": Case(
         lambda w: edit_json(w / "data/train/dataset.json", lambda d: d.update(seq_len=9)), train_argv,
         "seq_len is 9 but the arrays have 8 tokens per row"),
+    "dataset built with other data options": Case(
+        record_data_options, lambda w: train_argv(w, "data.task=sudoku"),   # 9x9 of 1,000 puzzles, the defaults
+        "was built with other data options: num_train=40960 (this run: 1000), size=6 (this run: 9); set "
+        "data_path=ANOTHER_FOLDER"),
     "dataset.json is not JSON": Case(write_file("data/train/dataset.json", "{vocab_size: 6"), train_argv,
                                      "dataset.json: unreadable JSON"),
     "dataset.json lacks a key": Case(lambda w: edit_json(w / "data/train/dataset.json", lambda d: d.pop("vocab_size")),

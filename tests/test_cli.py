@@ -1,5 +1,6 @@
 """The command line: every command is documented, and bad input gives one line on stderr and exit code 2."""
 
+import re
 import subprocess
 import sys
 
@@ -79,6 +80,8 @@ def test_train_then_eval_end_to_end(tmp_path, capsys):
                                "epochs=2", "eval_interval=1", "--no-progress"], capsys)
     assert code == 0, err
     assert "Held-out exact accuracy" in out_text and "after each supervision step" in out_text
+    assert re.search(r"Time: data generation \d+ s, training \d+ s \([\d.]+ steps/s\), held-out evaluation \d+ s",
+                     out_text), out_text
     assert (out / "curves.png").stat().st_size > 10_000 and (out / "metrics.jsonl").exists()
     code, out_text, err = run(["eval", str(out), "--halt-early"], capsys)
     assert code == 0, err

@@ -34,4 +34,6 @@ def test_info_says_what_forward_dtype_auto_resolves_to_here(monkeypatch, capsys)
     monkeypatch.setattr(model_config, "cpu_flags", lambda: {"avx2", "amx_bf16"})
     assert main(["info", "cpu-sudoku6", "forward_dtype=auto", "device=cpu"]) == 0
     assert "precision:                   forward_dtype auto -> bfloat16 (CPU has amx_bf16)" in capsys.readouterr().out
-    assert preset_info("cpu-sudoku6").precision == "forward_dtype float32"   # the preset's own, unchanged
+    # the built-in default picks for the machine; float32 stays exact fp32
+    assert preset_info("cpu-sudoku6", ["device=cpu"]).precision == "forward_dtype auto -> bfloat16 (CPU has amx_bf16)"
+    assert preset_info("cpu-sudoku6", ["forward_dtype=float32"]).precision == "forward_dtype float32"

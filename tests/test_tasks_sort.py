@@ -132,7 +132,7 @@ def test_data_command_writes_a_sort_dataset(tmp_path, capsys):
 
 
 def test_train_briefly_then_solve_from_the_command_line(tmp_path, capsys):
-    from latentloop.api import prepare_run
+    from latentloop.api import DATA_OPTIONS_FILE, prepare_run
     from latentloop.training.loop import train
 
     data, run = tmp_path / "data", tmp_path / "run"
@@ -140,6 +140,10 @@ def test_train_briefly_then_solve_from_the_command_line(tmp_path, capsys):
         f"data_path={data}", f"out_dir={run}", "data.num_train=256", "data.num_test=32", "data.max_length=6",
         "data.train_length=4", "data.test_length=6", "hidden_size=32", "num_heads=2", "layers=1", "T=1", "n=1",
         "N_sup=2", "puzzle_emb_ndim=32", "global_batch_size=32", "epochs=2", "eval_interval=1"], log=lambda _: None)
+    assert json.loads((data / DATA_OPTIONS_FILE).read_text())["num_train"] == 256   # recorded by the build
+    again = prepare_run("cpu-sort", [f"data_path={data}", "data.num_train=256", "data.num_test=32",
+                                     "data.max_length=6", "data.train_length=4", "data.test_length=6"], log=print)
+    assert again.data == cfg.data          # the same options reuse the dataset (other options: tests/test_bad_inputs)
     result = train(cfg, progress=False, log=lambda *_: None)
     assert result.final_eval is not None and result.final_eval.num_examples == 32
     assert any(key.startswith("sort/exact@L=") for key in result.final_eval.metrics)

@@ -16,7 +16,8 @@ from latentloop.training.loop import _check_settings, train
 
 TINY = ["hidden_size=32", "num_heads=2", "layers=1", "T=2", "n=1", "N_sup=2", "puzzle_emb_ndim=32",
         "puzzle_emb_len=1", "mlp_t=false", "pos_encodings=rope", "global_batch_size=32", "lr=3e-3",
-        "lr_warmup_steps=5", "weight_decay=0.0", "ema=true", "ema_rate=0.9", "eval_batch_size=64"]
+        "lr_warmup_steps=5", "weight_decay=0.0", "ema=true", "ema_rate=0.9", "eval_batch_size=64",
+        "forward_dtype=float32", "lr_min_ratio=1.0"]   # fp32 on any CPU, a constant rate: as the tests were written
 
 
 def tiny_config(data, out, *extra):

@@ -26,8 +26,11 @@ from harness import Experiment, Setup, Variant, plan, report, run_all  # noqa: E
 # faster to learn for 2 loaded cores by SHORT_RUN below.
 TRM = Variant("TRM (2 layers, T=2, n=2)")
 # Every run's settings on top of the preset (measured: at D=128, lr 1e-3 and 240 steps of batch 32 no held-out puzzle
-# was solved; at D=64 and lr 2e-3, 10% were at step 360). `--set` overrides them, e.g. hidden_size=128.
-SHORT_RUN = ("hidden_size=64", "puzzle_emb_ndim=64", "lr=2e-3", "lr_warmup_steps=50")
+# was solved; at D=64 and lr 2e-3, 10% were at step 360). `--set` overrides them, e.g. hidden_size=128. The dtype
+# and the constant learning rate are pinned to those the tables were measured with, since the preset now picks bf16
+# where it is native and decays its learning rate (tuned for the default job's time to accuracy).
+SHORT_RUN = ("hidden_size=64", "puzzle_emb_ndim=64", "lr=2e-3", "lr_warmup_steps=50", "forward_dtype=float32",
+             "lr_min_ratio=1.0")
 # The sorting claim's models read rows through attention with RoPE (the preset's TRM-MLP mixes fixed positions, and
 # has never seen a number in the cells past the training lengths).
 SORT_RUN = ("mlp_t=false", "pos_encodings=rope")

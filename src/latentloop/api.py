@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ from latentloop.training.checkpoint import WEIGHTS, load_checkpoint, resolve_che
 from latentloop.training.loop import TrainResult, pick_device
 
 
+DATA_OPTIONS_FILE = "data_options.json"   # the data.* options a dataset was built with, beside its splits
+
+
 def prepare_run(preset: str, overrides: list[str] | None = None, log=print) -> RunConfig:
     """Load a preset with overrides and build its dataset with its task (`data.task`) if it does not exist yet."""
     from latentloop.training.distributed import world_size_from_env
@@ -32,6 +35,8 @@ def prepare_run(preset: str, overrides: list[str] | None = None, log=print) -> R
     data_path = Path(cfg.train.data_path) if cfg.train.data_path else None
     if data_path is None:
         raise ConfigError(f"preset {cfg.name!r} has no data_path; pass data_path=FOLDER")
+    options = json.loads(json.dumps({k: v for k, v in asdict(cfg.data).items() if k != "task_module"}))
+    recorded_at = data_path / DATA_OPTIONS_FILE
     if not (data_path / "train" / "dataset.json").exists():
         if not cfg.data.task:
             raise ConfigError(f"dataset {data_path} not found; build it first (see `latentloop data --help`)")
@@ -41,7 +46,20 @@ def prepare_run(preset: str, overrides: list[str] | None = None, log=print) -> R
                               f"{task.data_command(data_path, cfg.data)}")
         check_output_dir(data_path)  # before announcing (and starting) the build
         log(task.build(data_path, cfg.data, log))
+        recorded_at.write_text(json.dumps(options, indent=2, sort_keys=True) + "\n")
+    elif cfg.data.task and recorded_at.is_file():
+        check_data_options(data_path, json.loads(recorded_at.read_text()), options)
     return cfg
+
+
+def check_data_options(data_path: Path, recorded: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Refuse a dataset that a run built with other data.* options: training on it would silently run another
+    recipe (a preset's data_path is reused by every run of that preset, whatever its data.* overrides)."""
+    differ = [f"{key}={recorded.get(key)!r} (this run: {wanted.get(key)!r})"
+              for key in sorted(set(recorded) | set(wanted)) if recorded.get(key) != wanted.get(key)]
+    if differ:
+        raise ConfigError(f"dataset {data_path} was built with other data options: {', '.join(differ)}; set "
+                          f"data_path=ANOTHER_FOLDER for this run, or delete the folder to rebuild it")
 
 
 def build_from_preset(preset: str, overrides: list[str] | None = None) -> torch.nn.Module:
@@ -49,8 +67,9 @@ def build_from_preset(preset: str, overrides: list[str] | None = None) -> torch.
     return build_model(apply_overrides(load_preset(preset), overrides or []).model)
 
 
-def report_training(result: TrainResult) -> str:
-    """The plain-words summary printed at the end of `latentloop train`."""
+def report_training(result: TrainResult, data_seconds: float | None = None) -> str:
+    """The plain-words summary printed at the end of `latentloop train`; `data_seconds`: the time spent building the
+    dataset first, if it was built."""
     from latentloop.inspection.plots import plot_run
 
     png = plot_run(result.run_dir)
@@ -70,6 +89,11 @@ def report_training(result: TrainResult) -> str:
             lines.append(f"ARC pass@2 pooled over all {ev.metrics['ARC/pooled_evaluations']:.0f} evaluations' votes "
                          f"(arc_votes=pooled, the official logs' ARC/pass@2): {ev.metrics['ARC/pooled_pass@2']:.1%} "
                          f"(TRM), {ev.metrics['ARC/pooled_task_pass@2']:.1%} (HRM).")
+    training = result.seconds - result.eval_seconds
+    phases = [f"data generation {data_seconds:.0f} s"] if data_seconds is not None else []
+    phases += [f"training {training:.0f} s ({result.steps / max(training, 1e-9):.1f} steps/s)",
+               f"held-out evaluation {result.eval_seconds:.0f} s"]
+    lines.append("Time: " + ", ".join(phases) + ".")
     lines.append(f"Files: {result.run_dir}/metrics.jsonl, {result.run_dir}/checkpoints/, {png}")
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from latentloop import cli_inference
@@ -159,10 +160,18 @@ def cmd_train(args) -> None:
 
     from latentloop.training.loop import train
 
-    cfg = prepare_run(args.preset, args.overrides, log=print)
+    built: list[str] = []   # prepare_run logs only when it builds the dataset
+
+    def log(line: str) -> None:
+        built.append(line)
+        print(line)
+
+    start = time.perf_counter()
+    cfg = prepare_run(args.preset, args.overrides, log=log)
+    data_seconds = time.perf_counter() - start if built else None
     result = train(cfg, progress=not args.no_progress, resume=args.resume)
     if result.rank == 0:  # under torchrun only rank 0 reports and draws curves.png
-        print(report_training(result))
+        print(report_training(result, data_seconds))
 
 
 def cmd_eval(args) -> None:

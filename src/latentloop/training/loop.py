@@ -74,6 +74,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     rank: int = 0                          # under torchrun, only rank 0 reports
     precision: str = ""                    # the forward dtype used, and why (resolve_forward_dtype)
+    eval_seconds: float = 0.0              # of `seconds`, the held-out evaluations this process ran
 
 
 def pick_device(name: str) -> torch.device:
@@ -326,6 +327,7 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
                dynamic_ncols=True)
     batches = iter(sampler)
     lr = 0.0  # set by every trained step (a run resumed past total_steps logs no train records)
+    eval_seconds = 0.0
     try:
         while (_iterations_done(sampler) < total_iters) if by_iterations else step < total_steps:
             host_batch = next(batches)
@@ -411,7 +413,9 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
             evaluating = (_iteration_ended(sampler) if by_iterations
                           else step % steps_per_eval == 0 or step == total_steps)
             if evaluating:
+                eval_start = time.time()
                 final_eval = _evaluate(cfg, task, model, ema, test_split, test_meta, job, pool)
+                eval_seconds += time.time() - eval_start
                 record = {"step": step, "time": round(time.time() - start, 2),
                           **{f"eval/{k}": v for k, v in final_eval.summary().items()},
                           "eval/per_step_exact_accuracy": final_eval.per_step_exact_accuracy}
@@ -434,7 +438,8 @@ def _train(cfg: RunConfig, job: Distributed, stop: _StopRequest, progress: bool,
         if logger is not None:
             logger.close()
     return TrainResult(run_dir=run_dir, steps=step, seconds=time.time() - start, num_params=num_params,
-                       final_eval=final_eval, history=history, rank=job.rank, precision=precision)
+                       final_eval=final_eval, history=history, rank=job.rank, precision=precision,
+                       eval_seconds=eval_seconds)
 
 
 def _resolve_precision(cfg: RunConfig, device: torch.device, run_dir: Path, resume: bool) -> str:
