@@ -36,6 +36,35 @@ def test_rms_norm_is_weightless_fp32_and_keeps_dtype():
     assert torch.allclose(y.float(), ref, atol=2e-2)
 
 
+def test_rms_norm_gives_the_official_formulas_bits_forward_and_backward():
+    def official(x: torch.Tensor, eps: float) -> torch.Tensor:
+        x32 = x.to(torch.float32)
+        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+
+    torch.manual_seed(0)
+    for shape in [(4, 37, 128), (4, 97, 512), (3, 5, 7)]:
+        for dtype in (torch.float32, torch.bfloat16):
+            for transposed in (False, True):   # TRM-MLP normalises the token mixer's output in [B, D, S] layout
+                x = (torch.randn(*shape) * 7).to(dtype)
+                if transposed:
+                    x = x.transpose(1, 2).contiguous().transpose(1, 2)
+                ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+                a, b = rms_norm(ours, 1e-5), official(theirs, 1e-5)
+                weight = torch.randn(a.shape)
+                (a.float() * weight).sum().backward()
+                (b.float() * weight).sum().backward()
+                assert torch.equal(a, b) and torch.equal(ours.grad, theirs.grad), (shape, dtype, transposed)
+
+
+def test_swiglu_gives_the_same_bits_with_and_without_autograd():
+    torch.manual_seed(0)
+    mlp = SwiGLU(32, 4)
+    x = torch.randn(3, 5, 32)
+    with torch.no_grad():
+        fast = mlp(x)
+    assert torch.equal(fast, mlp(x))
+
+
 def test_rope_rotate_half_matches_complex_rotation():
     head_dim, positions = 8, 5
     rope = RotaryEmbedding(head_dim, positions)
