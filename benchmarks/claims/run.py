@@ -114,7 +114,8 @@ SAME_BUDGET = (
     "Every row trains for the same optimizer steps of the same batch on the same data; the options change what a step "
     "costs (the curriculum's early steps recurse less, full backprop and ConvSwiGLU compute more, and ConvSwiGLU adds "
     "parameters: see the params column), so the min/run column, each run's mean wall clock, is there to compare the "
-    "rows at equal wall clock too. Muon runs at its default muon_lr=0.02 next to the shared lr, untuned here.")
+    "rows at equal wall clock too. Muon runs at its default muon_lr=0.02 next to the shared lr (docs/results.md adds "
+    "a sweep of muon_lr at seed 0).")
 
 # Measurements of options rather than claims of the papers: run by name only, never by `all` (they would roughly
 # double its time).
@@ -123,7 +124,8 @@ METHODS = [
         "methods", "Training methods after TRM on 6x6 Sudoku",
         "The options of docs/variants.md (CGAR's depth curriculum and supervision weights, alone and together; URM's "
         "ConvSwiGLU and full backpropagation through both recursions; Muon) against the claims' default TRM, with the "
-        "claims' shared setup and 400 steps, so the TRM row is the cached run of claims 1, 3, 4 and 5. " + SAME_BUDGET,
+        "claims' shared setup and 400 steps, so the TRM row has the settings, and the cache key, of the TRM run of "
+        "claims 1, 3, 4 and 5 (on another CPU its numbers differ: fp32 sums in another order). " + SAME_BUDGET,
         METHOD_VARIANTS, shared=SHORT_RUN),
     Experiment(
         "methods-sort", "Training methods after TRM on sorting",
