@@ -28,8 +28,8 @@ def swiglu_inner_size(width: int, expansion: float) -> int:
 
 
 def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Weightless RMSNorm over the last axis, computed in fp32 and cast back. (torch's fused `F.rms_norm` gives the
-    same bits but ran a TRM-MLP block 3x slower in bf16, on the token mixer's transposed layout: docs/performance.md.)"""
+    """Weightless RMSNorm over the last axis, computed in fp32 and cast back. Not torch's fused `F.rms_norm`: same
+    bits, but 3x slower on the token mixer's transposed layout in bf16 (docs/performance.md, section 1)."""
     x32 = x.float()
     x32 = x32 * torch.rsqrt(x32.square().mean(-1, keepdim=True) + eps)
     return x32.to(x.dtype)
@@ -134,7 +134,8 @@ class SwiGLU(nn.Module):
         gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
         # Without autograd (the no-grad recursions, evaluation) the product overwrites silu's output: same bits, one
         # large allocation fewer.
-        hidden = F.silu(gate).mul_(up) if not torch.is_grad_enabled() else F.silu(gate) * up
+        hidden = F.silu(gate)
+        hidden = hidden * up if torch.is_grad_enabled() else hidden.mul_(up)
         if self.conv_kernel:
             hidden = F.silu(self.short_conv(hidden))
         return self.down_proj(hidden)
